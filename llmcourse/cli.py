@@ -1,0 +1,66 @@
+"""`python -m llmcourse <command>`: the course's command line.
+
+Each command lives in its own module with `add_arguments(parser)` and `run(args) -> int`;
+this file only wires them up, so a command's code sits next to the library code it drives.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .errors import CourseError
+
+# command -> (module, one-line help). Modules are imported only when their command runs,
+# so `python -m llmcourse doctor` stays fast and works even if a heavy package is broken.
+COMMANDS = {
+    "doctor": ("llmcourse.doctor", "check the environment: Python, packages, kernel, device, disk, RAM, model"),
+    "prepare": ("llmcourse.cli_basic", "prepare the bundled model once (GGUF -> safetensors cache)"),
+    "generate": ("llmcourse.cli_basic", "answer a prompt with a model (bundled by default)"),
+    "data": ("llmcourse.cli_data", "inspect or convert instruction data"),
+    "train": ("llmcourse.cli_train", "finetune a model (full or LoRA) and save the run under runs/"),
+    "eval": ("llmcourse.cli_eval", "evaluate a model or run on the course questions"),
+    "bench": ("llmcourse.bench", "benchmark training and generation speed against the peers"),
+    "check-course": ("llmcourse.course_check", "execute every notebook (instructors, before a workshop)"),
+}
+
+
+def build_parser(commands=None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m llmcourse", description="llmcourse: finetuning LLMs, offline, on a laptop.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in (commands or COMMANDS).items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:  # a command not built yet
+                continue
+            raise
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name in ("prepare", "generate"):
+            getattr(mod, f"add_{name}_arguments")(p)
+            p.set_defaults(_run=getattr(mod, f"run_{name}"))
+        else:
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except CourseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

