@@ -1,0 +1,7 @@
+"""Test-wide settings: fast mode for every notebook, a headless plot backend, no hub access."""
+import os
+
+os.environ.setdefault("LLMCOURSE_FAST", "1")  # notebooks run their real code paths with tiny step counts
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the course never needs the hub; a test that tries fails fast
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
