@@ -1,0 +1,194 @@
+"""Loading instruction data from anywhere into one canonical `datasets` shape, and splitting it."""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from .errors import CourseError
+from .layouts import canonical_rows, columns_of, detect_layout
+from .readers import ReadResult, Record, data_files, read_file
+
+SHIPPED = "kettlebird"
+SPLIT_ORDER = ("train", "validation", "test", "unseen")
+
+
+def shipped_dir() -> Path:
+    """The folder of the course's own data set (questions in qa.jsonl, pages in docs/)."""
+    return Path(__file__).parent / "data" / SHIPPED
+
+
+def load_instruction_data(source=SHIPPED, *, split: str | None = None, fields=None, skip_bad_rows: bool = False,
+                          encoding: str = "utf-8", validation: float = 0.1, seed: int = 0, verbose: bool = True):
+    """Any instruction data -> a DatasetDict (or the one `split`) with `prompt`/`completion`, `messages` or `text`.
+
+    source: "kettlebird" (the shipped set), "kettlebird-docs" (its pages as text), a .jsonl/.json/.csv/.parquet
+    file, a folder of them (one split per file, named by the file), a list of dicts, a pandas DataFrame,
+    or a Hugging Face hub name when online. The layout is detected from the column names; `fields`
+    overrides it (e.g. {"prompt": "q", "completion": "a"}). Rows with a `split` column are split by it.
+    For the shipped set, `validation` is that share of train rows (seed `seed`), at most one per fact,
+    so every fact keeps training rows.
+    """
+    skipped: list[str] = []
+    if isinstance(source, str) and source == f"{SHIPPED}-docs":
+        dd = load_text_data(verbose=False)
+        layout = "text (docs pages)"
+    elif isinstance(source, str) and source == SHIPPED:
+        path = shipped_dir() / "qa.jsonl"
+        if not path.is_file():
+            raise CourseError(f"The shipped data set is missing ({path}). Reinstall llmcourse from the repository.")
+        dd, layout, skipped = _from_records({"all": read_file(path, encoding=encoding)}, fields, skip_bad_rows, path.name)
+        dd = add_validation_split(dd, fraction=validation, seed=seed, group_by="fact_id")
+    else:
+        dd, layout, skipped = _load_any(source, fields, skip_bad_rows, encoding)
+    dd = _drop_split_column(dd)
+    if verbose:
+        sizes = " · ".join(f"{len(d)} {name}" for name, d in dd.items())
+        note = f", {len(skipped)} bad rows skipped" if skipped else ""
+        print(f"{_name(source)}: layout {layout}; {sizes} rows{note}")
+    dd.layout = layout
+    dd.skipped = skipped
+    if split is None:
+        return dd
+    if split not in dd:
+        raise CourseError(f"No split {split!r} in {_name(source)}; it has {list(dd)}.")
+    return dd[split]
+
+
+def load_text_data(source=None, *, verbose: bool = True):
+    """Plain pages as a DatasetDict {"train": Dataset(text, source, id)}: the shipped docs by default, or a folder of .md/.txt."""
+    import datasets
+
+    folder = Path(source) if source is not None else shipped_dir() / "docs"
+    if not folder.is_dir():
+        raise CourseError(f"{folder} is not a folder of .md/.txt pages.")
+    pages = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".md", ".txt"))
+    if not pages:
+        raise CourseError(f"{folder} holds no .md or .txt pages.")
+    rows = {"id": [p.stem for p in pages], "source": [p.name for p in pages],
+            "text": [p.read_text(encoding="utf-8").strip() for p in pages]}
+    if verbose:
+        print(f"{folder.name}: {len(pages)} pages, {sum(len(t) for t in rows['text']):,} characters")
+    dd = datasets.DatasetDict(train=datasets.Dataset.from_dict(rows))
+    dd.layout = "text"
+    return dd
+
+
+def _name(source) -> str:
+    if isinstance(source, (str, Path)):
+        return Path(source).name if Path(str(source)).exists() else str(source)
+    return type(source).__name__
+
+
+def _load_any(source, fields, skip_bad_rows, encoding):
+    import datasets
+
+    if isinstance(source, (datasets.Dataset, datasets.DatasetDict)):
+        parts = source if isinstance(source, datasets.DatasetDict) else {"all": source}
+        groups = {k: ReadResult([Record(r, f"row {i + 1}") for i, r in enumerate(d)]) for k, d in parts.items()}
+        return _from_records(groups, fields, skip_bad_rows, "dataset")
+    if type(source).__name__ == "DataFrame":
+        source = source.to_dict("records")
+    if isinstance(source, list):
+        if not source:
+            raise CourseError("The list of rows is empty.")
+        bad = next((i for i, r in enumerate(source) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise CourseError(f"row {bad + 1} of the list is a {type(source[bad]).__name__}, not a dict.")
+        return _from_records({"all": ReadResult([Record(r, f"row {i + 1}") for i, r in enumerate(source)])},
+                             fields, skip_bad_rows, "list")
+    if not isinstance(source, (str, Path)):
+        raise CourseError(f"Cannot read instruction data from a {type(source).__name__}; pass a path, a name, "
+                          "a list of dicts or a DataFrame.")
+    path = Path(source).expanduser()
+    if path.is_file():
+        return _from_records({"all": read_file(path, skip_bad_rows=skip_bad_rows, encoding=encoding)},
+                             fields, skip_bad_rows, path.name)
+    if path.is_dir():
+        groups = {p.stem: read_file(p, skip_bad_rows=skip_bad_rows, encoding=encoding) for p in data_files(path)}
+        return _from_records(groups, fields, skip_bad_rows, path.name)
+    if isinstance(source, str) and source.count("/") == 1 and not source.startswith((".", "/", "~")):
+        return _load_any(_load_hub(source), fields, skip_bad_rows, encoding)
+    raise CourseError(f"{source!r} is not a file, a folder, nor the shipped set {SHIPPED!r}. Check the path.")
+
+
+def _load_hub(name: str):
+    import datasets
+
+    try:
+        return datasets.load_dataset(name)
+    except Exception as e:  # offline, unknown name, gated: all a user can fix by a local file
+        raise CourseError(f"Could not load {name!r} from the Hugging Face hub ({type(e).__name__}: {str(e)[:160]}). "
+                          "Offline? Download it once as .jsonl and pass the file instead.") from None
+
+
+def _from_records(groups: dict, fields, skip_bad_rows, source: str):
+    """{group: ReadResult} -> (DatasetDict, layout name, skipped rows); the `split` column or group names give splits."""
+    import datasets
+
+    records = [r for g in groups.values() for r in g.records]
+    if not records:
+        raise CourseError(f"{source}: no rows could be read.")
+    layout = detect_layout(columns_of(records), fields)
+    skipped = [s for g in groups.values() for s in g.skipped]
+    splits: dict[str, list] = defaultdict(list)
+    for group, res in groups.items():
+        rows, bad = canonical_rows(res.records, layout, skip_bad_rows=skip_bad_rows, source=source)
+        skipped += bad
+        for row in rows:
+            name = row.get("split") or ("train" if group == "all" else group)
+            splits[name].append(row)
+    order = sorted(splits, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9, s))
+    dd = datasets.DatasetDict({s: datasets.Dataset.from_list(splits[s]) for s in order})
+    return dd, layout.name, skipped
+
+
+def _drop_split_column(dd):
+    import datasets
+
+    return datasets.DatasetDict({k: d.remove_columns("split") if "split" in d.column_names else d for k, d in dd.items()})
+
+
+def add_validation_split(dd, *, fraction: float = 0.1, seed: int = 0, group_by: str | None = "fact_id"):
+    """Move `fraction` of the train rows to a new `validation` split, at most one row per group so each group keeps train rows."""
+    import datasets
+
+    if "validation" in dd or fraction <= 0 or "train" not in dd:
+        return dd
+    train = dd["train"]
+    n_val = max(1, round(fraction * len(train)))
+    rng = random.Random(seed)
+    if group_by and group_by in train.column_names:
+        groups: dict = defaultdict(list)
+        for i, g in enumerate(train[group_by]):
+            groups[g].append(i)
+        eligible = [g for g in groups if len(groups[g]) > 1]  # never take a group's only training row
+        chosen = rng.sample(sorted(eligible), min(n_val, len(eligible)))
+        val_idx = sorted(rng.choice(groups[g]) for g in chosen)
+    else:
+        val_idx = sorted(rng.sample(range(len(train)), n_val))
+    keep = sorted(set(range(len(train))) - set(val_idx))
+    out = {"train": train.select(keep), "validation": train.select(val_idx)}
+    out.update({k: v for k, v in dd.items() if k != "train"})
+    return datasets.DatasetDict({k: out[k] for k in sorted(out, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9, s))})
+
+
+def split_dataset(ds, *, validation: float = 0.1, test: float = 0.1, seed: int = 0, group_by: str | None = None):
+    """One Dataset -> DatasetDict(train, validation, test) with a seed; rows sharing `group_by` stay in one split."""
+    import datasets
+
+    if isinstance(ds, datasets.DatasetDict):
+        if list(ds) != ["train"]:
+            return ds
+        ds = ds["train"]
+    keys = ds[group_by] if group_by and group_by in ds.column_names else list(range(len(ds)))
+    uniq = sorted(set(keys), key=str)
+    random.Random(seed).shuffle(uniq)
+    n_test, n_val = round(test * len(uniq)), round(validation * len(uniq))
+    if len(uniq) - n_test - n_val < 1:
+        raise CourseError(f"{len(ds)} rows are too few to split into train/validation/test ({validation}, {test}).")
+    where = {k: "test" for k in uniq[:n_test]} | {k: "validation" for k in uniq[n_test:n_test + n_val]}
+    idx = defaultdict(list)
+    for i, k in enumerate(keys):
+        idx[where.get(k, "train")].append(i)
+    return datasets.DatasetDict({s: ds.select(idx[s]) for s in ("train", "validation", "test") if idx[s] or s == "train"})
