@@ -1,0 +1,103 @@
+"""Turning raw pages into question/answer pairs: by a fixed template, or drafted by an LLM.
+
+Two routes, as the course describes: a prompt template (deterministic, one pair per section,
+questions that sound mechanical) or another LLM that reads each section and drafts a question and
+an answer. The bundled 135M model is a weak drafter: expect repeated or off-topic questions and
+answers that copy the text; people use a much bigger model (e.g. hosted Lamini via llmcourse.llm)
+and still review every pair by hand.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import CourseError
+
+QUESTION_PROMPT = ("{text}\n\nWrite one question a customer could ask about the text above. "
+                   "Reply with the question only.")
+ANSWER_PROMPT = "{text}\n\nUsing only the text above, answer in one sentence: {question}"
+TEMPLATE_QUESTION = "What does the {title} page say about {heading}?"
+
+
+@dataclass
+class Section:
+    """One '## ' section of a markdown page (the text before the first one is the 'overview')."""
+    title: str
+    heading: str
+    text: str
+
+
+def split_sections(markdown: str) -> list[Section]:
+    """A markdown page -> its sections, titled by the page's '# ' heading; blockquote notes dropped."""
+    lines = [ln for ln in markdown.strip().splitlines() if not ln.startswith(">")]
+    title = next((ln[2:].strip() for ln in lines if ln.startswith("# ")), "this")
+    sections, heading, body = [], "overview", []
+    for ln in lines:
+        if ln.startswith("# "):
+            continue
+        if ln.startswith("## "):
+            if "".join(body).strip():
+                sections.append(Section(title, heading, "\n".join(body).strip()))
+            heading, body = ln[3:].strip(), []
+        else:
+            body.append(ln)
+    if "".join(body).strip():
+        sections.append(Section(title, heading, "\n".join(body).strip()))
+    return sections
+
+
+def qa_from_headings(markdown: str, *, source: str | None = None, question: str = TEMPLATE_QUESTION) -> list[dict]:
+    """One pair per section by a fixed template: question from the title and heading, the section as answer."""
+    return [{"question": question.format(title=s.title, heading=s.heading.lower()), "answer": s.text,
+             "source": source or "", "section": s.heading} for s in split_sections(markdown)]
+
+
+def clean_question(reply: str) -> str:
+    """The first line of a reply, without list numbering or quotes: the drafted question."""
+    line = reply.strip().splitlines()[0] if reply.strip() else ""
+    return re.sub(r"^(\d+[.)]|[-*]|question:)\s*", "", line.strip(), flags=re.I).strip(' "')
+
+
+class LocalDrafter:
+    """The default drafting backend: the bundled model (or any load_model name) through generation.generate."""
+
+    def __init__(self, model: str = "smollm2-135m-instruct", max_new_tokens: int = 48):
+        from .models import load_model
+
+        self.model, self.tokenizer = load_model(model)
+        self.name, self.max_new_tokens = model, max_new_tokens
+
+    def complete(self, prompts: list[str]) -> list[str]:
+        from .generation import generate
+
+        return generate(self.model, self.tokenizer, list(prompts), max_new_tokens=self.max_new_tokens)
+
+
+def draft_qa_pairs(markdown: str, backend=None, *, question_prompt: str = QUESTION_PROMPT,
+                   answer_prompt: str = ANSWER_PROMPT, source: str | None = None,
+                   max_sections: int | None = None) -> list[dict]:
+    """Ask an LLM to draft one question per section of a page, then to answer it from the section.
+
+    Two short requests per section work even for small models, which rarely keep to a
+    'Question: ... Answer: ...' format. backend: any object with `complete(prompts) -> list[str]`
+    (llmcourse.llm backends, Lamini, your own); None loads the bundled model. Each draft keeps the
+    raw replies; ok=False marks drafts that fail simple checks (no question mark, empty or echoed answer).
+    """
+    if "{text}" not in question_prompt or "{text}" not in answer_prompt or "{question}" not in answer_prompt:
+        raise CourseError("question_prompt needs {text}; answer_prompt needs {text} and {question}.")
+    sections = split_sections(markdown)[:max_sections]
+    if not sections:
+        raise CourseError("The page has no text to draft questions from.")
+    backend = backend or LocalDrafter()
+    if not callable(getattr(backend, "complete", None)):
+        raise CourseError(f"backend {backend!r} has no complete(prompts) method.")
+    q_replies = backend.complete([question_prompt.replace("{text}", s.text) for s in sections])
+    questions = [clean_question(r) for r in q_replies]
+    answers = [a.strip() for a in backend.complete(
+        [answer_prompt.replace("{text}", s.text).replace("{question}", q) for s, q in zip(sections, questions)])]
+    drafts = []
+    for s, q, a, raw in zip(sections, questions, answers, q_replies):
+        ok = q.endswith("?") and bool(a) and a.lower().rstrip(".?") != q.lower().rstrip(".?")
+        drafts.append({"question": q, "answer": a, "source": source or "", "section": s.heading, "ok": ok,
+                       "raw_question": raw})
+    return drafts

@@ -1,0 +1,76 @@
+"""Docs -> Q/A: sections, the template route, and LLM drafting through any backend with complete()."""
+import pytest
+
+from llmcourse import CourseError, load_instruction_data
+from llmcourse.qa_drafting import clean_question, draft_qa_pairs, qa_from_headings, split_sections
+
+PAGE = """# Descaling how-to
+
+> Fictional company.
+
+Limescale slows boiling.
+
+## The reminder
+
+The display shows D1 after 140 boils.
+
+## Alternatives
+
+Use citric acid.
+"""
+
+
+class EchoBackend:
+    """A stand-in LLM: records prompts and answers from a script."""
+    def __init__(self, replies):
+        self.replies, self.prompts = list(replies), []
+
+    def complete(self, prompts):
+        self.prompts += prompts
+        out, self.replies = self.replies[:len(prompts)], self.replies[len(prompts):]
+        return out
+
+
+def test_split_sections():
+    secs = split_sections(PAGE)
+    assert [(s.title, s.heading, s.text) for s in secs] == [
+        ("Descaling how-to", "overview", "Limescale slows boiling."),
+        ("Descaling how-to", "The reminder", "The display shows D1 after 140 boils."),
+        ("Descaling how-to", "Alternatives", "Use citric acid.")]
+
+
+def test_template_route_gives_loadable_pairs():
+    pairs = qa_from_headings(PAGE, source="descaling.md")
+    assert pairs[1]["question"] == "What does the Descaling how-to page say about the reminder?"
+    assert pairs[1]["answer"] == "The display shows D1 after 140 boils."
+    assert load_instruction_data(pairs, verbose=False)["train"]["completion"][2] == "Use citric acid."
+
+
+def test_drafting_asks_for_a_question_then_an_answer():
+    backend = EchoBackend(["1. When does D1 show?\nmore text", "Why?",
+                           "After 140 boils.", "why"])
+    drafts = draft_qa_pairs(PAGE, backend, max_sections=2, source="descaling.md")
+    assert backend.prompts[0].startswith("Limescale slows boiling.\n\nWrite one question")
+    assert backend.prompts[2].endswith("answer in one sentence: When does D1 show?")
+    assert [(d["question"], d["answer"], d["ok"]) for d in drafts] == [
+        ("When does D1 show?", "After 140 boils.", True), ("Why?", "why", False)]  # an echoed answer is flagged
+
+
+def test_clean_question():
+    assert clean_question('Question: "Is it safe?"\nblah') == "Is it safe?"
+    assert clean_question("") == ""
+
+
+def test_drafting_errors():
+    with pytest.raises(CourseError, match="no complete"):
+        draft_qa_pairs(PAGE, backend=object())
+    with pytest.raises(CourseError, match="needs {text}"):
+        draft_qa_pairs(PAGE, EchoBackend([]), question_prompt="no placeholder")
+    with pytest.raises(CourseError, match="no text"):
+        draft_qa_pairs("# Title only\n", EchoBackend([]))
+
+
+@pytest.mark.slow
+def test_bundled_model_drafts_something():
+    drafts = draft_qa_pairs(PAGE, max_sections=1)
+    assert len(drafts) == 1 and drafts[0]["raw_question"]
