@@ -128,3 +128,15 @@ def test_token_table_text_and_html(tok):
     assert "masked" in text and "trained" in text and table.trained == 3  # "Yo" is 2 tokens + end token
     assert "<table" in table._repr_html_() and "3 of" in table._repr_html_()
     assert show_tokens({"prompt": "Hi", "completion": "Yo"}, tok, template="qa", max_tokens=4).hidden > 0
+
+
+def test_length_plot_marks_the_budget():
+    import matplotlib
+    matplotlib.use("Agg")
+    from llmcourse.data_plots import plot_token_lengths
+
+    ds = datasets.Dataset.from_list([{"prompt": "ab", "completion": "x"}, {"prompt": "abcabc", "completion": "xy"}])
+    out = tokenize_dataset(ds, CHAR, template="{prompt}:", max_length=6, verbose=False)
+    ax = plot_token_lengths(out)
+    assert ax.get_legend().get_texts()[0].get_text() == "max_length 6: 1 rows over"
+    assert ax.get_title() == "2 examples: median 7.5 tokens, max 10"
