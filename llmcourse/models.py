@@ -244,11 +244,11 @@ def _load(name: str, torch_dtype: torch.dtype):
         model = model.to(torch_dtype)
     elif _is_local(name):
         path = _resolve_local(Path(name).expanduser())
-        if (path / "adapter_config.json").is_file():
-            from peft import AutoPeftModelForCausalLM
+        if (path / "adapter_config.json").is_file():  # a LoRA adapter: rebuild its base (alias, folder or hub id), merge
+            from peft import PeftModel
 
-            model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-            model = model.merge_and_unload()
+            base_name = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+            model = PeftModel.from_pretrained(_load(base_name, torch_dtype)[0], path).merge_and_unload()
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(path)

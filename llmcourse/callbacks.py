@@ -1,0 +1,176 @@
+"""Trainer callbacks that make a run observable and safe: history, progress bar, stop button/Ctrl-C, divergence guard."""
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+
+import torch
+from transformers import TrainerCallback
+
+from .runs import HISTORY_COLUMNS, Run
+
+SNAPSHOT_LIMIT = 300_000_000  # trainable parameters up to which the guard keeps in-memory copies (2 x 1.2 GB)
+
+
+def history_rows(log_history: list[dict]) -> list[dict]:
+    """Trainer's log_history -> our history rows (train-loss rows and eval rows; the final summary is left out)."""
+    rows = []
+    for e in log_history:
+        if "loss" not in e and "eval_loss" not in e:
+            continue
+        row = {k: e.get(k) for k in HISTORY_COLUMNS}
+        row["tokens"] = e.get("num_input_tokens_seen")
+        rows.append(row)
+    return rows
+
+
+class HistoryCallback(TrainerCallback):
+    """Keeps run.history in step with Trainer's log_history and stamps each entry with cumulative wall time.
+
+    The stamp lives in log_history itself, so checkpoints carry it and a resumed run continues its clock and curve.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.eval_seconds = 0.0
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.run.history = history_rows(state.log_history)  # non-empty when resuming from a checkpoint
+        self.offset = max([e.get("seconds") or 0.0 for e in state.log_history], default=0.0)
+        self.t0 = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not state.log_history:
+            return
+        entry = state.log_history[-1]
+        entry["seconds"] = round(self.offset + time.perf_counter() - self.t0, 3)
+        self.eval_seconds += entry.get("eval_runtime") or 0.0
+        if "loss" in entry or "eval_loss" in entry:
+            self.run.history.extend(history_rows([entry]))
+        self.run.tokens = state.num_input_tokens_seen
+        self.run.seconds = entry["seconds"]
+
+
+class ProgressBar(TrainerCallback):
+    """One tqdm bar (a widget in notebooks, text elsewhere) with loss, learning rate and ETA; main process only."""
+
+    def __init__(self, desc: str = "training"):
+        self.desc, self.bar = desc, None
+
+    def on_train_begin(self, args, state, control, **kw):
+        if state.is_world_process_zero:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step",
+                            dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if self.bar is not None and logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.3f}", lr=f"{logs.get('learning_rate', 0):.1e}", refresh=False)
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class StopCallback(TrainerCallback):
+    """Ends training after the current step when `flag` is set (Stop button, first Ctrl-C), saving a checkpoint."""
+
+    def __init__(self, flag: threading.Event):
+        self.flag = flag
+        self.stopped_at: int | None = None
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.flag.is_set() and not control.should_training_stop:
+            control.should_training_stop = True
+            control.should_save = True  # so `resume=True` can continue from exactly here
+            control.should_evaluate = args.eval_strategy != "no"
+            self.stopped_at = state.global_step
+        return control
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(flag: threading.Event):
+    """While training in the main thread, the first Ctrl-C / notebook stop button sets `flag`; a second one aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():  # second press: stop right now
+            raise KeyboardInterrupt
+        flag.set()
+        print("\nStopping after the current step (interrupt again to abort at once) ...", flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stops a run whose loss is NaN/inf or above `factor` x its early minimum, and puts back the last good weights.
+
+    The loss logged at step t was computed with the weights from before update t. So when it is bad, the last
+    weights known to be good are those of the step before: the guard keeps that copy (trainable parameters only).
+    """
+
+    def __init__(self, factor: float, window: int = 10):
+        self.factor, self.window = factor, window
+        self.early: list[float] = []
+        self.tripped: dict | None = None
+        self.params = self.good = self.pending = None
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        params = [p for p in model.parameters() if p.requires_grad]
+        if sum(p.numel() for p in params) <= SNAPSHOT_LIMIT:
+            self.params = params
+            self.pending = [p.detach().clone() for p in params]
+            self.good = [torch.empty_like(p) for p in params]
+            self.good_step = None
+            self.pending_step = state.global_step
+
+    def is_bad(self, loss: float) -> bool:
+        if not math.isfinite(loss):
+            return True
+        if len(self.early) < self.window:
+            self.early.append(loss)
+        return bool(self.factor) and len(self.early) > 1 and loss > self.factor * min(self.early)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not logs or self.tripped:
+            return
+        if "eval_loss" in logs and not math.isfinite(logs["eval_loss"]):
+            return self._trip(state, control, logs["eval_loss"], "validation loss")
+        if "loss" not in logs:
+            return
+        loss = logs["loss"]
+        if self.is_bad(loss):
+            return self._trip(state, control, loss, "training loss")
+        if self.params is not None:  # the weights before this step were good: keep them, snapshot the new ones
+            self.good, self.pending = self.pending, self.good
+            self.good_step, self.pending_step = self.pending_step, state.global_step
+            with torch.no_grad():
+                for copy, p in zip(self.pending, self.params):
+                    copy.copy_(p)
+
+    def _trip(self, state, control, loss, what):
+        restored = None
+        if self.params is not None and self.good_step is not None:
+            with torch.no_grad():
+                for p, copy in zip(self.params, self.good):
+                    p.copy_(copy)
+            restored = self.good_step
+        self.tripped = {"step": state.global_step, "loss": loss, "what": what, "restored_step": restored}
+        control.should_training_stop = True
+        control.should_save = control.should_evaluate = False  # never checkpoint blown-up weights
+        return control

@@ -1,0 +1,329 @@
+"""train(): finetune a model with transformers.Trainer and get back a Run you can plot, compare and resume.
+
+Training an LLM is training any neural network: feed a batch, compute the loss, backpropagate, update
+the weights. Trainer does that loop; this module chooses its settings from a TrainConfig, adds the
+course's callbacks (history, live plot, stop button, divergence guard) and saves everything under runs/.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+from transformers import PrinterCallback, Trainer, TrainingArguments, get_scheduler, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from .callbacks import DivergenceGuard, HistoryCallback, ProgressBar, StopCallback, history_rows, stop_on_interrupt
+from .config import TrainConfig, default_output_dir
+from .errors import CourseError
+from .runs import Run
+
+# peft calls a transformers method that transformers 5 marks deprecated; nothing a learner can act on
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+SCHEDULER_KWARGS = {"cosine_with_restarts": lambda n: {"num_cycles": 3},
+                    "warmup_stable_decay": lambda n: {"num_decay_steps": max(1, round(0.2 * n))}}
+
+
+def make_scheduler(config: TrainConfig, optimizer, num_training_steps: int, lr_lambda=None):
+    """The learning-rate scheduler Trainer uses for this config (and the schedule preview uses too)."""
+    if lr_lambda is not None:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    kwargs = SCHEDULER_KWARGS.get(config.lr_scheduler_type, lambda n: {})(num_training_steps)
+    return get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=math.ceil(num_training_steps *
+                         config.warmup_ratio), num_training_steps=num_training_steps, scheduler_specific_kwargs=kwargs)
+
+
+def lr_schedule(config: TrainConfig, num_training_steps: int) -> list[float]:
+    """The learning rate at each optimizer step, exactly as Trainer will apply it (for previews)."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=config.learning_rate)
+    scheduler = make_scheduler(config, optimizer, num_training_steps)
+    lrs = []
+    for _ in range(num_training_steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def count_steps(config: TrainConfig, n_rows: int, world_size: int = 1) -> int:
+    """Optimizer steps a run will take on `n_rows` training rows (Trainer's own arithmetic)."""
+    if config.max_steps > 0:
+        return config.max_steps
+    batches = math.ceil(math.ceil(n_rows / world_size) / config.per_device_train_batch_size)
+    per_epoch = max(math.ceil(batches / config.gradient_accumulation_steps), 1)
+    return math.ceil(config.num_train_epochs * per_epoch)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> bf16 where the hardware runs it fast (recent GPUs, CPUs with AVX-512 BF16/AMX), fp16 on older GPUs, else fp32."""
+    if precision == "fp16" and device.type != "cuda":
+        raise CourseError("precision='fp16' needs a CUDA GPU; on this machine use 'bf16' or 'fp32' (or 'auto').")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (without them bf16 autocast is slower than fp32)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class _CourseTrainer(Trainer):
+    """Trainer whose learning-rate schedule comes from make_scheduler, so previews match exactly."""
+
+    def __init__(self, *a, course_config: TrainConfig, lr_lambda=None, **kw):
+        super().__init__(*a, **kw)
+        self.course_config, self.lr_lambda = course_config, lr_lambda
+
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        if self.lr_scheduler is None:
+            self.lr_scheduler = make_scheduler(self.course_config, optimizer or self.optimizer, num_training_steps,
+                                               self.lr_lambda)
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+def prepare_model(config: TrainConfig, model=None, tokenizer=None):
+    """(model, tokenizer) ready to train: loaded from config.model unless given, wrapped with LoRA when config.lora."""
+    from .models import load_model
+
+    if model is None:
+        model, tokenizer = load_model(config.model, device=config.device)
+    if tokenizer is None:
+        raise CourseError("train(model=...) also needs tokenizer=... (the one load_model returned with it).")
+    if config.lora and not hasattr(model, "peft_config"):
+        from peft import LoraConfig, get_peft_model
+
+        targets = config.lora_target_modules
+        targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
+                                                 lora_dropout=config.lora_dropout, target_modules=targets))
+    elif not config.lora and hasattr(model, "peft_config"):
+        raise CourseError("This model already has LoRA adapters but config.lora is False. Pass lora=True, or load a "
+                          "fresh model for full finetuning.")
+    return model, tokenizer
+
+
+def prepare_data(config: TrainConfig, tokenizer, data=None, verbose: bool = True):
+    """{"train": Dataset, "validation": Dataset or None} of input_ids/attention_mask/labels, subset as configured."""
+    import datasets
+
+    from .data import load_instruction_data
+    from .tokenization import tokenize_dataset
+
+    if isinstance(data, datasets.Dataset):
+        data = {"train": data}
+    elif isinstance(data, dict):  # also a DatasetDict
+        data = {k: v if isinstance(v, datasets.Dataset) else datasets.Dataset.from_list(list(v)) for k, v in data.items()}
+    else:  # a name, a file or folder, a list of rows, a DataFrame
+        data = load_instruction_data(config.data if data is None else data, verbose=verbose)
+    if "train" not in data:
+        raise CourseError(f"The training data has no 'train' split (it has {list(data)}).")
+    out = {}
+    for split, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples)):
+        ds = data.get(split)
+        if ds is None or len(ds) == 0:
+            out[split] = None
+            continue
+        if limit is not None and len(ds) > limit:
+            ds = ds.shuffle(seed=config.seed).select(range(limit)) if split == "train" else ds.select(range(limit))
+        if "input_ids" not in ds.column_names:
+            ds = tokenize_dataset(ds, tokenizer, template=config.template, max_length=config.max_length,
+                                  answer_only=config.answer_only, packing=config.packing and split == "train",
+                                  seed=config.seed, verbose=verbose)
+        keep = [c for c in ("input_ids", "attention_mask", "labels", "position_ids") if c in ds.column_names]
+        out[split] = ds.select_columns(keep)
+    return out
+
+
+def _training_args(config: TrainConfig, path: Path, precision: str, device: torch.device, has_eval: bool):
+    return TrainingArguments(
+        output_dir=str(path / "checkpoints"), learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_ratio,
+        num_train_epochs=config.num_train_epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=max(16, config.per_device_train_batch_size),
+        gradient_accumulation_steps=config.gradient_accumulation_steps, weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm, seed=config.seed, data_seed=config.seed,
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device.type == "cpu",
+        logging_strategy="steps", logging_steps=1, logging_nan_inf_filter=False,
+        eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps or 10**9,
+        save_strategy="steps" if config.save_steps else "no", save_steps=config.save_steps or 10**9,
+        save_total_limit=config.save_total_limit, metric_for_best_model="eval_loss" if has_eval else None,
+        greater_is_better=False, report_to="none", disable_tqdm=True, include_num_input_tokens_seen="non_padding",
+        ddp_find_unused_parameters=False)
+
+
+def _checkpoint_to_resume(path: Path, resume) -> str | None:
+    if not resume:
+        return None
+    if isinstance(resume, (str, Path)) and (Path(resume) / "trainer_state.json").is_file():
+        return str(resume)
+    folder = path / "checkpoints"
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last is None:
+        raise CourseError(f"resume=True, but {folder} holds no checkpoint. A run leaves one when it is stopped "
+                          "(Stop button, Ctrl-C) or every save_steps steps; start it again with resume=False.")
+    return last
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data=None, resume=False, callbacks=(),
+          plot: bool | None = None, stop: threading.Event | None = None, estimate: bool = True, verbose: bool = True,
+          lr_lambda=None) -> Run:
+    """Finetune a model (full or LoRA) as `config` says and return the Run: history, timing, paths, the model.
+
+    model/tokenizer: train these (in place) instead of loading config.model. data: a name or file for
+    load_instruction_data (a name, file, list of rows, DataFrame), or a DatasetDict/dict of splits (train and
+    optionally validation; rows or tokenized), or a Dataset.
+    resume=True continues this config's run from its last checkpoint, step for step as if never stopped.
+    Ctrl-C, the notebook's stop button or setting `stop` end the run after the current step with a checkpoint.
+    plot: live loss plot (default: in notebooks only). lr_lambda: a custom multiplier schedule (range test).
+    """
+    from .plotting import LivePlot
+
+    config = config or TrainConfig()
+    main = _rank() == 0
+    path = default_output_dir(config)
+    checkpoint = _checkpoint_to_resume(path, resume)
+    if main and checkpoint is None and path.exists():
+        shutil.rmtree(path)  # same name, new run: the old one is replaced
+    set_seed(config.seed)
+    model, tokenizer = prepare_model(config, model, tokenizer)
+    data = prepare_data(config, tokenizer, data, verbose=verbose and main)
+    device = next(model.parameters()).device
+    precision = resolve_precision(config.precision, device)
+    run = Run(config=config, path=path, precision=precision, device=str(device), model=model, tokenizer=tokenizer,
+              trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+              total_params=sum(p.numel() for p in model.parameters()))
+    flag = stop or threading.Event()
+    stopper, guard = StopCallback(flag), DivergenceGuard(config.divergence_factor)
+    live = LivePlot(title=run.name, enabled=plot) if main else None
+    extra = [ProgressBar(run.name)] if verbose else []
+    trainer = _CourseTrainer(
+        model=model, args=_training_args(config, path, precision, device, data["validation"] is not None),
+        train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
+        data_collator=_collator(tokenizer), course_config=config, lr_lambda=lr_lambda,
+        callbacks=[HistoryCallback(run), stopper, guard, *extra, *([live] if live else []), *callbacks])
+    trainer.remove_callback(PrinterCallback)
+    if main and estimate and checkpoint is None:
+        from .cost import estimate_cost
+
+        run.estimate = estimate_cost(trainer, config, precision, verbose=verbose).to_dict()
+    if main:
+        run.save()
+    try:
+        with stop_on_interrupt(flag), _quiet_transformers():
+            trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        run.status = "interrupted"
+        run.message = ("Aborted in the middle of a step: the weights in memory may be half-updated and were not "
+                       "saved. Continue from the last checkpoint (if any) with resume=True.")
+    except BaseException as e:
+        run.status, run.message = "crashed", f"{type(e).__name__}: {e}"
+        _finish(run, trainer, live, main)
+        raise
+    else:
+        _set_outcome(run, trainer, stopper, guard)
+    _finish(run, trainer, live, main)
+    return run
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No per-checkpoint "Writing model shards" bars or log lines in the middle of our own progress bar."""
+    from transformers.utils import logging as hf_logging
+
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _collator(tokenizer):
+    from .tokenization import Collator
+
+    return Collator(pad_token_id=tokenizer.pad_token_id)
+
+
+def _set_outcome(run: Run, trainer, stopper: StopCallback, guard: DivergenceGuard) -> None:
+    lr = run.config.learning_rate
+    if guard.tripped:
+        t = guard.tripped
+        kept = (f"The weights from step {t['restored_step']} (before the blow-up) were put back and saved."
+                if t["restored_step"] is not None else "No earlier weights were kept (the model is too large for an "
+                "in-memory copy): use the last checkpoint.")
+        run.status = "diverged"
+        run.message = (f"Diverged at step {t['step']}: the {t['what']} was {t['loss']:.4g} (NaN/inf, or over "
+                       f"{run.config.divergence_factor:g}x its early minimum). The learning rate {lr:g} is too high "
+                       f"for this setting. {kept} Try learning_rate={lr / 10:.1e}.")
+    elif stopper.stopped_at is not None and trainer.state.global_step < trainer.state.max_steps:
+        run.status = "stopped"
+        run.message = (f"Stopped at step {stopper.stopped_at} of {trainer.state.max_steps}; a checkpoint was saved, "
+                       "so train(config, resume=True) continues exactly from here.")
+    else:
+        run.status, run.message = "finished", ""
+
+
+def _record_adapter_base(folder: Path, model, config: TrainConfig) -> None:
+    """Name the adapter's base so load_model("runs/<name>") can rebuild it: the bundled alias, a folder or a hub id."""
+    from .models import BUNDLED, bundled_model_dir
+
+    name = model.base_model.model.config.name_or_path or config.model
+    name = BUNDLED if Path(name) == bundled_model_dir() else name
+    path = folder / "adapter_config.json"
+    adapter = json.loads(path.read_text())
+    adapter["base_model_name_or_path"] = name
+    path.write_text(json.dumps(adapter, indent=2))
+
+
+def _finish(run: Run, trainer, live, main: bool) -> None:
+    """Fill in the record from Trainer's state; on the main process save the model, history and plot."""
+    run.history = history_rows(trainer.state.log_history)
+    run.tokens = trainer.state.num_input_tokens_seen
+    run.best_checkpoint = trainer.state.best_model_checkpoint
+    if torch.cuda.is_available():
+        run.peak_memory_mb = round(torch.cuda.max_memory_allocated() / 2**20)
+    else:
+        import psutil
+
+        run.peak_memory_mb = round(psutil.Process().memory_info().rss / 2**20)
+    if run.status in ("finished", "stopped", "diverged") and run.config.save_model:
+        with _quiet_transformers():
+            trainer.save_model(str(run.path / "model"))  # every rank must call it; only the main one writes
+        if main and hasattr(run.model, "peft_config"):
+            _record_adapter_base(run.path / "model", run.model, run.config)
+    if not main:
+        return
+    run.save()
+    if live is not None:
+        live.finish(run)
+    from .plotting import plot_history
+
+    plot_history(run, save=run.path / "loss.png")
+    if run.message:
+        print(run.message)
