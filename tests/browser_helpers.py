@@ -1,0 +1,266 @@
+"""Machinery for the real-browser test: a private Jupyter server, headless Chromium, and page actions.
+
+Every process started here is stopped by the context managers, also when a test fails.
+"""
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # the machine's network is closed: no background connections to Google services
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Server flags that keep Jupyter off the network and away from the user's own state.
+SERVER_ARGS = [
+    "--no-browser",
+    "--ServerApp.open_browser=False",
+    "--ServerApp.ip=127.0.0.1",
+    "--ServerApp.port_retries=0",
+    "--ServerApp.terminals_enabled=False",
+    "--LabApp.news_url=None",
+    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    "--LabApp.extension_manager=readonly",
+]
+PAGE_CONFIG = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+# Attach every cell to the DOM, so the error checks see the whole notebook, not only the viewport.
+USER_SETTINGS = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"}}
+PAGE_ERRORS = ("Error displaying widget", "Traceback (most recent call last)", "Kernel Restarting")
+
+
+def free_port():
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_json(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def server_env(home):
+    """The environment of the server and its kernels: fast mode, inline plots, offline, private Jupyter dirs."""
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # the kernel must use the inline backend, as a learner's does
+    env.update(
+        LLMCOURSE_FAST="1",
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        LLMCOURSE_RUNS=str(home / "runs"),
+        # fresh config/data/runtime dirs: no workspace or settings from earlier runs; the kernel "llm"
+        # is still found because it is registered inside .venv (sys.prefix/share/jupyter)
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        IPYTHONDIR=str(home / "ipython"),
+    )
+    config = home / "config"
+    _write_json(config / "labconfig" / "page_config.json", PAGE_CONFIG)
+    for name, settings in USER_SETTINGS.items():
+        _write_json(config / "lab" / "user-settings" / name, settings)
+    return env
+
+
+class JupyterServer:
+    """`jupyter lab` or `jupyter notebook` from the project's venv on 127.0.0.1, a random port and token."""
+
+    def __init__(self, app, home, startup_timeout=120):
+        self.app, self.home = app, Path(home)
+        self.root = self.home / "notebooks"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.home / f"{app}-server.log"
+        self.startup_timeout = startup_timeout
+        self.proc = None
+        self._children = set()
+
+    def start(self):
+        """Starts the server and waits until /api/status answers."""
+        cmd = [str(ROOT / ".venv" / "bin" / "jupyter"), self.app, *SERVER_ARGS,
+               f"--ServerApp.port={self.port}", f"--IdentityProvider.token={self.token}",
+               f"--ServerApp.root_dir={self.root}"]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")  # CI containers run as root
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=server_env(self.home), stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter {self.app} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(OSError):
+                self.api("GET", "/api/status")
+                return self
+            time.sleep(0.5)
+        raise RuntimeError(f"jupyter {self.app} did not answer in {self.startup_timeout} s:\n{self.log_tail()}")
+
+    def api(self, method, path, timeout=10):
+        """Calls the server's REST API with the token; returns the decoded JSON (or None)."""
+        req = urllib.request.Request(self.base + path, method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def url(self, path):
+        return f"{self.base}{path}?token={self.token}"
+
+    def copy_notebook(self, name):
+        """A private copy of notebooks/<name> (Jupyter autosaves into the file it opens)."""
+        shutil.copy(ROOT / "notebooks" / name, self.root / name)
+        return name
+
+    def remember_children(self):
+        """Records the server's descendants (kernels run in their own session, outside its group)."""
+        with contextlib.suppress(psutil.Error):
+            self._children.update(psutil.Process(self.proc.pid).children(recursive=True))
+
+    def shutdown_kernels(self):
+        """Stops every kernel the server runs, freeing memory between tests."""
+        self.remember_children()
+        with contextlib.suppress(OSError, ValueError):
+            for kernel in self.api("GET", "/api/kernels"):
+                self.api("DELETE", f"/api/kernels/{kernel['id']}", timeout=30)
+
+    def stop(self):
+        """Asks the server to shut down, then kills whatever is left of it and its kernels."""
+        if self.proc is None:
+            return
+        self.remember_children()
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                self.api("POST", "/api/shutdown")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(20)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        for child in self._children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        self.proc.wait(10)
+        self._log.close()
+
+    def log_tail(self, lines=40):
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@contextlib.contextmanager
+def chromium():
+    """Headless Debian Chromium driven by Playwright (no browser download); closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_page(browser, url, console):
+    """A fresh page (own cookies and storage) at url; browser errors are appended to console."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
+    page.on("console", lambda msg: msg.type == "error" and console.append(f"console: {msg.text}"))
+    page.goto(url)
+    return page
+
+
+def wait_for_kernel(page, server, timeout_s=180):
+    """Waits until the page is connected to an idle kernel; fails with the text of any dialog instead.
+
+    The page's status indicator says "idle" before any kernel exists, so the server must also report
+    a kernel with a connection (the page's) that is idle.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert_no_dialog(page)
+        kernels = server.api("GET", "/api/kernels")
+        ready = kernels and all(k["connections"] and k["execution_state"] == "idle" for k in kernels)
+        if ready and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count():
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"no idle kernel after {timeout_s} s: {server.api('GET', '/api/kernels')}")
+
+
+def assert_no_dialog(page):
+    """No modal dialog (e.g. "Select Kernel" when the kernel "llm" is not registered)."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():
+        raise AssertionError(f"a dialog blocks the notebook: {dialog.first.inner_text()!r}")
+
+
+def click_menu(page, menu, item):
+    """Clicks a menu bar entry, then one of its items, as a user does (JupyterLab and Notebook 7)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(rf"^{re.escape(menu)}$")).click()
+    page.locator(".lm-Menu-item:visible .lm-Menu-itemLabel", has_text=re.compile(rf"^{re.escape(item)}$")).click()
+
+
+def prompts(page):
+    """The input prompts of the notebook's code cells, e.g. ['[1]:', '[*]:', '[ ]:']."""
+    return [p.strip() for p in page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()]
+
+
+def wait_until_all_cells_ran(page, timeout_s):
+    """Waits until every code cell has an execution count and none is queued or running."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = prompts(page)
+        if found and all(re.fullmatch(r"\[\d+\]:", p) for p in found):
+            return found
+        assert_no_dialog(page)
+        assert_no_errors(page)  # fail fast: a traceback stops Run All and leaves '[ ]:' behind
+        page.wait_for_timeout(1000)
+    raise AssertionError(f"cells still not run after {timeout_s} s: {prompts(page)}")
+
+
+def assert_no_errors(page):
+    """No widget error, traceback or kernel restart anywhere on the page."""
+    text = page.locator("body").inner_text()
+    for marker in PAGE_ERRORS:
+        if marker in text:
+            at = text.index(marker)
+            raise AssertionError(f"{marker!r} on the page:\n{text[max(0, at - 300):at + 1200]}")
+
+
+def screenshot(page, path):
+    """Saves a PNG at path, and a copy in $LLMCOURSE_SCREENSHOTS when that is set."""
+    page.screenshot(path=str(path))
+    if os.environ.get("LLMCOURSE_SCREENSHOTS"):
+        target = Path(os.environ["LLMCOURSE_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / Path(path).name)
+    return path

@@ -1,0 +1,72 @@
+"""The course in a real browser: JupyterLab and Notebook 7 in headless Chromium run the notebooks
+as a learner does (Run All, then the training widgets), with no widget errors or tracebacks."""
+import os
+
+import pytest
+
+from browser_helpers import (
+    CHROMIUM, JupyterServer, assert_no_errors, chromium, click_menu, open_page, screenshot,
+    wait_for_kernel, wait_until_all_cells_ran,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: apt-get install chromium"),
+]
+pytest.importorskip("playwright", reason="pip install -r requirements.txt (playwright)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with JupyterServer("lab", tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def classic(tmp_path_factory):
+    with JupyterServer("notebook", tmp_path_factory.mktemp("notebook")) as server:
+        yield server
+
+
+def _run_all(browser, server, url_path, tmp_path, shot, timeout_s):
+    """Opens url_path, runs every cell from the Run menu, checks the page, saves a screenshot."""
+    console = []
+    page = open_page(browser, server.url(url_path), console)
+    try:
+        wait_for_kernel(page, server)
+        click_menu(page, "Run", "Run All Cells")
+        wait_until_all_cells_ran(page, timeout_s)
+        wait_for_kernel(page, server)
+        assert_no_errors(page)
+        return page
+    except BaseException:
+        screenshot(page, tmp_path / f"FAILED-{shot}")
+        print("browser console:", *console[-20:], sep="\n  ")
+        print("server log:", server.log_tail(), sep="\n")
+        raise
+    finally:
+        screenshot(page, tmp_path / shot)
+
+
+def test_setup_notebook_runs_in_jupyterlab(browser, lab, tmp_path):
+    name = lab.copy_notebook("00_setup.ipynb")
+    try:
+        page = _run_all(browser, lab, f"/lab/tree/{name}", tmp_path, "lab-00_setup.png", timeout_s=600)
+        assert "Running inside a virtual environment: True" in page.locator(".jp-Notebook").inner_text()
+    finally:
+        lab.shutdown_kernels()
+
+
+def test_setup_notebook_runs_in_notebook7(browser, classic, tmp_path):
+    name = classic.copy_notebook("00_setup.ipynb")
+    try:
+        page = _run_all(browser, classic, f"/notebooks/{name}", tmp_path, "notebook7-00_setup.png", timeout_s=600)
+        assert "Running inside a virtual environment: True" in page.locator(".jp-Notebook").inner_text()
+    finally:
+        classic.shutdown_kernels()
