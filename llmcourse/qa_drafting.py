@@ -58,6 +58,34 @@ def clean_question(reply: str) -> str:
     return re.sub(r"^(\d+[.)]|[-*]|question:)\s*", "", line.strip(), flags=re.I).strip(' "')
 
 
+_META = re.compile(r"\b(the|this) (text|sentence|section|passage|paragraph|article)\b|customer'?s question", re.I)
+
+
+_STOP = set("a an and are can could did do does for from how i in is it its my of on or the this to was what "
+            "when where which who why will with you your".split())
+
+
+def _words(text: str) -> set:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1 and w not in _STOP}
+
+
+def draft_problems(question: str, answer: str, text: str) -> list[str]:
+    """Simple reasons to distrust a drafted pair (empty list = no problem found; facts still need a human)."""
+    problems = []
+    if not question.endswith("?"):
+        problems.append("not a question")
+    if _META.search(question):
+        problems.append("asks about the text, not the product")
+    if not _words(question) & _words(text):
+        problems.append("shares no word with the section")
+    q, a = _words(question), _words(answer)
+    if not a:
+        problems.append("empty answer")
+    elif len(q & a) / len(a) >= 0.75:  # most of the answer is words of the question
+        problems.append("answer repeats the question")
+    return problems
+
+
 class LocalDrafter:
     """The default drafting backend: the bundled model (or any load_model name) through generation.generate."""
 
@@ -81,7 +109,7 @@ def draft_qa_pairs(markdown: str, backend=None, *, question_prompt: str = QUESTI
     Two short requests per section work even for small models, which rarely keep to a
     'Question: ... Answer: ...' format. backend: any object with `complete(prompts) -> list[str]`
     (llmcourse.llm backends, Lamini, your own); None loads the bundled model. Each draft keeps the
-    raw replies; ok=False marks drafts that fail simple checks (no question mark, empty or echoed answer).
+    raw question; `problems` lists what simple checks found (see draft_problems) and ok = no problems.
     """
     if "{text}" not in question_prompt or "{text}" not in answer_prompt or "{question}" not in answer_prompt:
         raise CourseError("question_prompt needs {text}; answer_prompt needs {text} and {question}.")
@@ -97,7 +125,7 @@ def draft_qa_pairs(markdown: str, backend=None, *, question_prompt: str = QUESTI
         [answer_prompt.replace("{text}", s.text).replace("{question}", q) for s, q in zip(sections, questions)])]
     drafts = []
     for s, q, a, raw in zip(sections, questions, answers, q_replies):
-        ok = q.endswith("?") and bool(a) and a.lower().rstrip(".?") != q.lower().rstrip(".?")
-        drafts.append({"question": q, "answer": a, "source": source or "", "section": s.heading, "ok": ok,
-                       "raw_question": raw})
+        problems = draft_problems(q, a, s.text)
+        drafts.append({"question": q, "answer": a, "source": source or "", "section": s.heading,
+                       "ok": not problems, "problems": "; ".join(problems), "raw_question": raw})
     return drafts

@@ -2,7 +2,7 @@
 import pytest
 
 from llmcourse import CourseError, load_instruction_data
-from llmcourse.qa_drafting import clean_question, draft_qa_pairs, qa_from_headings, split_sections
+from llmcourse.qa_drafting import clean_question, draft_problems, draft_qa_pairs, qa_from_headings, split_sections
 
 PAGE = """# Descaling how-to
 
@@ -47,13 +47,22 @@ def test_template_route_gives_loadable_pairs():
 
 
 def test_drafting_asks_for_a_question_then_an_answer():
-    backend = EchoBackend(["1. When does D1 show?\nmore text", "Why?",
-                           "After 140 boils.", "why"])
+    backend = EchoBackend(["1. How does limescale affect boiling?\nmore text", "What does the text say about boils?",
+                           "It slows boiling.", "The text is about boils."])
     drafts = draft_qa_pairs(PAGE, backend, max_sections=2, source="descaling.md")
     assert backend.prompts[0].startswith("Limescale slows boiling.\n\nWrite one question")
-    assert backend.prompts[2].endswith("answer in one sentence: When does D1 show?")
+    assert backend.prompts[2].endswith("answer in one sentence: How does limescale affect boiling?")
     assert [(d["question"], d["answer"], d["ok"]) for d in drafts] == [
-        ("When does D1 show?", "After 140 boils.", True), ("Why?", "why", False)]  # an echoed answer is flagged
+        ("How does limescale affect boiling?", "It slows boiling.", True),
+        ("What does the text say about boils?", "The text is about boils.", False)]
+    assert drafts[1]["problems"] == "asks about the text, not the product; answer repeats the question"
+
+
+def test_draft_problems():
+    text = "The display shows D1 after 140 boils."
+    assert draft_problems("When does the display show D1?", "After 140 boils.", text) == []
+    assert draft_problems("Is it blue", "", text) == ["not a question", "shares no word with the section",
+                                                      "empty answer"]
 
 
 def test_clean_question():
