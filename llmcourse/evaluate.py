@@ -137,6 +137,10 @@ def _as_llm(model, tokenizer=None, **kwargs):
 
     if hasattr(model, "complete"):
         return model
+    if hasattr(model, "history") and hasattr(model, "config"):  # a training Run: its model, its prompt template
+        kwargs.update(name=kwargs.get("name") or model.name, template=model.config.template)
+        return LocalLLM(model.model, model.tokenizer, **kwargs) if model.model is not None else \
+            LocalLLM(str(model.path), **kwargs)
     return LocalLLM(model, tokenizer, **kwargs)
 
 
@@ -146,16 +150,17 @@ def evaluate_model(model="smollm2-135m-instruct", data="kettlebird", *, splits=(
                    questions: pd.DataFrame | None = None) -> EvalResult:
     """Answer the held-out questions with `model` and score them.
 
-    model: a name or path for `load_model` (a run folder too), a loaded model (pass `tokenizer`), or any
+    model: a name or path for `load_model` (a run folder too), a training Run, a loaded model (pass `tokenizer`), or any
     LLM with `complete()` (LocalLLM, LaminiLLM, RetrievalLLM). retrieval=True (or a Retriever) puts the
     top passages of the docs in each prompt. judge: an LLM that grades each answer (see JUDGE_CAVEAT).
     loss: also compute the answer loss/perplexity of the reference answers (local models only).
     """
     from .retrieval import RetrievalLLM, Retriever
 
-    llm = _as_llm(model, tokenizer, name=name, max_new_tokens=max_new_tokens, batch_size=batch_size, template=template)
+    base = llm = _as_llm(model, tokenizer, name=name, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         template=template)
     if retrieval is not False and retrieval is not None:
-        llm = RetrievalLLM(llm, retrieval if isinstance(retrieval, Retriever) else None)
+        llm = RetrievalLLM(base, retrieval if isinstance(retrieval, Retriever) else None)
     qs = questions if questions is not None else question_set(data, splits, limit, seed)
     t0 = time.time()
     table = score_table(qs, llm.complete(list(qs["question"])))
@@ -163,14 +168,15 @@ def evaluate_model(model="smollm2-135m-instruct", data="kettlebird", *, splits=(
         table["judge"] = judge_answers(judge, table)
     seconds = time.time() - t0
     summary = summarize(table)
-    local = getattr(llm, "model", None)
-    if loss and local is not None and not isinstance(llm, RetrievalLLM):
+    local = getattr(base, "model", None)
+    if loss and local is not None and llm is base:  # loss of the model alone: meaningless next to retrieval answers
         for split, part in list(table.groupby("split", sort=False)) + [("all", table)]:
-            value = answer_loss(local, llm.tokenizer, list(part["question"]), list(part["reference"]),
-                                template=getattr(llm, "template", template), batch_size=batch_size)
+            value = answer_loss(local, base.tokenizer, list(part["question"]), list(part["reference"]),
+                                template=base.template, batch_size=batch_size)
             summary.loc[split, "loss"], summary.loc[split, "perplexity"] = value, math.exp(min(value, 50))
     info = {"model": name or llm.name, "questions": len(table), "seconds": round(seconds, 1),
-            "max_new_tokens": max_new_tokens, "judge": getattr(judge, "name", None)}
+            "max_new_tokens": max_new_tokens, "template": getattr(base, "template", None),
+            "judge": getattr(judge, "name", None)}
     return EvalResult(name or llm.name, table, summary, seconds, info)
 
 

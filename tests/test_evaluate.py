@@ -133,3 +133,12 @@ def test_compare_and_plot(data):
     assert table.loc[("tuned", "test"), "exact_match"] == 1.0 and table.loc[("base", "unseen"), "key_fact"] == 0.0
     ax = plot_comparison(table, "exact_match")
     assert len(ax.patches) == 4  # 2 models x 2 splits
+
+
+def test_evaluate_a_training_run_uses_its_model_and_template(data):
+    from types import SimpleNamespace
+
+    model, tok = load_model("tiny-random")
+    run = SimpleNamespace(name="r1", history=[], config=SimpleNamespace(template="qa"), model=model, tokenizer=tok)
+    result = evaluate_model(run, data, splits="test", max_new_tokens=2)
+    assert result.name == "r1" and result.info["template"] == "qa" and result.info["questions"] == 2
