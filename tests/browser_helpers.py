@@ -264,3 +264,51 @@ def screenshot(page, path):
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target / Path(path).name)
     return path
+
+
+def wait_for_kernel_to_settle(server, quiet_s=3.0, timeout_s=120):
+    """Waits until every kernel has stayed idle for quiet_s.
+
+    While the kernel is busy, ipywidgets queues slider updates in the page and sends them one at a time,
+    but sends button clicks at once: a click right after moving a slider can reach the kernel first.
+    """
+    deadline, idle_since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        if all(k["execution_state"] == "idle" for k in server.api("GET", "/api/kernels")):
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= quiet_s:
+                return
+        else:
+            idle_since = None
+        time.sleep(0.25)
+    raise AssertionError(f"the kernel stayed busy for {timeout_s} s")
+
+
+def wait_for(predicate, what, timeout_s, page, poll_ms=1000):
+    """Polls predicate() until it is true, failing fast on errors on the page; returns its value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        assert_no_dialog(page)
+        assert_no_errors(page)
+        page.wait_for_timeout(poll_ms)
+    raise AssertionError(f"{what}: not seen after {timeout_s} s")
+
+
+def image_loaded(img):
+    """True when the <img> element shows a decoded picture."""
+    return img.count() > 0 and img.first.evaluate("e => e.complete && e.naturalWidth > 0")
+
+
+def drag_slider(page, slider, dx):
+    """Drags an ipywidgets slider's handle dx pixels sideways with the mouse, as a user does."""
+    handle = slider.locator(".noUi-handle")
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=5)
+    page.mouse.up()

@@ -1,12 +1,13 @@
 """The course in a real browser: JupyterLab and Notebook 7 in headless Chromium run the notebooks
 as a learner does (Run All, then the training widgets), with no widget errors or tracebacks."""
 import os
+import re
 
 import pytest
 
 from browser_helpers import (
-    CHROMIUM, JupyterServer, assert_no_errors, chromium, click_menu, open_page, screenshot,
-    wait_for_kernel, wait_until_all_cells_ran,
+    CHROMIUM, JupyterServer, assert_no_errors, chromium, click_menu, drag_slider, image_loaded, open_page, screenshot,
+    wait_for, wait_for_kernel, wait_for_kernel_to_settle, wait_until_all_cells_ran,
 )
 
 pytestmark = [
@@ -50,6 +51,37 @@ def _run_all(browser, server, url_path, tmp_path, shot, timeout_s):
         print("browser console:", *console[-20:], sep="\n  ")
         print("server log:", server.log_tail(), sep="\n")
         raise
+    finally:
+        screenshot(page, tmp_path / shot)
+
+
+def _train_from_the_panel(page, server, tmp_path, shot, timeout_s=600):
+    """Moves the learning-rate slider, presses Train, waits for the live plot and the finished message."""
+    try:
+        # the training panel (llmcourse.widgets.TrainingPanel): the outermost box holding a Train button
+        train = page.locator("button.widget-button", has_text=re.compile(r"^\s*Train\s*$"))
+        panel = page.locator(".widget-vbox", has=train).first
+        slider = panel.locator(".widget-slider", has=page.locator(".widget-label", has_text="learning rate"))
+        readout = slider.locator(".widget-readout")
+        before = readout.inner_text()
+        drag_slider(page, slider, dx=-20)  # with the mouse: Notebook 7 takes arrow keys for itself
+        after = readout.inner_text()
+        assert float(after) < float(before), (before, after)
+        wait_for_kernel_to_settle(server)
+
+        panel.locator(train).click()
+        status = panel.locator(".widget-html")
+        finished = wait_for(lambda: next((t for t in status.all_inner_texts() if "finished after" in t), None),
+                            "the finished message", timeout_s, page)
+        # Train comes back once the thread is done, after the plot's final frame was sent
+        wait_for(lambda: panel.locator(train).is_enabled(), "the Train button enabled again", 60, page)
+        plot = panel.locator(":scope > img.widget-image")  # the loss plot sits under the controls
+        wait_for(lambda: image_loaded(plot), "the loss plot", 60, page)
+        assert_no_errors(page)
+        # the run is named after its settings: it used the learning rate the slider shows
+        lr = f"{float(after):.1e}".replace(".0e", "e")
+        assert f"-lr{lr}-" in finished, f"trained with another learning rate than the slider's {after}: {finished}"
+        panel.scroll_into_view_if_needed()
     finally:
         screenshot(page, tmp_path / shot)
 
