@@ -1,7 +1,8 @@
 """llmcourse: the machinery behind a Jupyter course on finetuning LLMs, offline on a laptop CPU."""
 from .errors import CourseError
 from .data import load_instruction_data, load_text_data, split_dataset
-from .evaluate import compare_results, evaluate_model, plot_comparison
+from .compare import compare_results, plot_comparison
+from .evaluate import evaluate_model
 from .generation import generate
 from .llm import LaminiLLM, LocalLLM, get_llm
 from .models import load_model, pick_device, prepare_bundled_model

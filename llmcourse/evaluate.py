@@ -197,25 +197,3 @@ def save_report(result: EvalResult, folder) -> Path:
     (folder / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
     result.table.to_csv(folder / "answers.csv", index=False)
     return folder / "metrics.json"
-
-
-def compare_results(results: list[EvalResult], metrics=("exact_match", "token_f1", "key_fact")) -> pd.DataFrame:
-    """One row per model and split, one column per metric: several models on the same questions."""
-    frames = [r.summary.loc[[s for s in r.summary.index if s != "all"], ["n", *[m for m in metrics if m in r.summary]]]
-              .assign(model=r.name) for r in results]
-    table = pd.concat(frames).rename_axis("split").reset_index()
-    return table.set_index(["model", "split"])
-
-
-def plot_comparison(table: pd.DataFrame, metric: str = "key_fact", ax=None):
-    """A grouped bar chart of one metric: a group per split, a bar per model."""
-    import matplotlib.pyplot as plt
-
-    wide = table[metric].unstack("split")
-    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
-    wide.T.plot.bar(ax=ax, rot=0, width=0.8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(f"{metric.replace('_', ' ')} per split")
-    ax.legend(fontsize=8, loc="upper right")
-    return ax

@@ -137,9 +137,9 @@ class LaminiLLM:
 
     def check(self) -> "LaminiLLM":
         """Fail within seconds, with one sentence, when there is no key or the host cannot be reached."""
-        host = urlparse(self.client().api_url).hostname
-        if not _reachable(self.client().api_url, self.connect_timeout):
-            raise self._fail(f"Cannot reach {host} within {self.connect_timeout:g} s (no network?), "
+        url = self.client().api_url
+        if not _reachable(url, self.connect_timeout):
+            raise self._fail(f"Cannot reach {urlparse(url).hostname} within {self.connect_timeout:g} s (no network?), "
                              "so the hosted Lamini model is off.")
         return self
 
@@ -196,11 +196,17 @@ def try_lamini(model_name: str = DEFAULT_LAMINI_MODEL, *, verbose: bool = True, 
         return None
 
 
-def get_llm(backend: str = "auto", model="smollm2-135m-instruct", *, lamini_model: str = DEFAULT_LAMINI_MODEL,
+def get_llm(backend: str = "auto", local="smollm2-135m-instruct", *, lamini_model: str = DEFAULT_LAMINI_MODEL,
             verbose: bool = True, **local_kwargs):
-    """An LLM: "local", "lamini" (raises when unavailable) or "auto" (Lamini if usable, else local)."""
+    """An LLM: "local", "lamini" (raises when unavailable) or "auto" (Lamini if usable, else local, said once).
+
+    local: the local fallback, as a name or path for `load_model` or an LLM object (e.g. a LocalLLM).
+    """
+    def make_local():
+        return local if hasattr(local, "complete") else LocalLLM(local, **local_kwargs)
+
     if backend == "local":
-        return LocalLLM(model, **local_kwargs)
+        return make_local()
     if backend == "lamini":
         return LaminiLLM(lamini_model).check()
     if backend != "auto":
@@ -210,8 +216,20 @@ def get_llm(backend: str = "auto", model="smollm2-135m-instruct", *, lamini_mode
     except LaminiUnavailable as e:
         if verbose:
             print(f"{e} Using the local model instead.")
-        return LocalLLM(model, **local_kwargs)
-    return FallbackLLM(hosted, LocalLLM(model, **local_kwargs))
+        return make_local()
+    return FallbackLLM(hosted, make_local())
+
+
+class FewShotLLM:
+    """Any LLM with solved examples in front: each prompt is a question, asked after the (question, answer) shots."""
+
+    def __init__(self, llm, examples: list[tuple[str, str]]):
+        self.llm, self.examples = llm, list(examples)
+        self.name = f"{llm.name} + {len(self.examples)}-shot"
+
+    def complete(self, prompts: list[str]) -> list[str]:
+        """Wrap each question in the few-shot prompt and let the wrapped LLM answer."""
+        return self.llm.complete([few_shot_prompt(q, self.examples) for q in prompts])
 
 
 def few_shot_prompt(question: str, examples: list[tuple[str, str]],

@@ -3,16 +3,13 @@ import json
 import math
 
 import datasets
-import matplotlib
 import pytest
 import torch
 
 from llmcourse.errors import CourseError
-from llmcourse.evaluate import (answer_loss, compare_results, evaluate_model, judge_answers, plot_comparison,
-                                question_set, score_table, summarize, worst_answers)
+from llmcourse.evaluate import (answer_loss, evaluate_model, judge_answers, question_set, score_table, summarize,
+                                worst_answers)
 from llmcourse.models import load_model
-
-matplotlib.use("Agg")
 
 ROWS = {
     "test": [("How long is the K2 warranty?", "The K2 warranty lasts 27 months.", "f1-q4", "f1"),
@@ -124,15 +121,6 @@ def test_save_report_writes_json_and_csv(data, tmp_path):
     assert report["name"] == "scripted" and report["metrics"]["all"]["n"] == 3
     assert report["metrics"]["test"]["judge"] is None  # NaN is not valid JSON
     assert (tmp_path / "eval" / "answers.csv").read_text().count("\n") == 4
-
-
-def test_compare_and_plot(data):
-    perfect = {q: a for rows in ROWS.values() for q, a, *_ in rows}
-    results = [evaluate_model(Scripted({}), data, name="base"), evaluate_model(Scripted(perfect), data, name="tuned")]
-    table = compare_results(results)
-    assert table.loc[("tuned", "test"), "exact_match"] == 1.0 and table.loc[("base", "unseen"), "key_fact"] == 0.0
-    ax = plot_comparison(table, "exact_match")
-    assert len(ax.patches) == 4  # 2 models x 2 splits
 
 
 def test_evaluate_a_training_run_uses_its_model_and_template(data):

@@ -184,3 +184,23 @@ def test_few_shot_prompt_layout():
     text = few_shot_prompt("Q3?", [("Q1?", "A1."), ("Q2?", "A2.")], instruction="Answer.")
     assert text == "Answer.\n\nQuestion: Q1?\nAnswer: A1.\n\nQuestion: Q2?\nAnswer: A2.\n\nQuestion: Q3?\nAnswer:"
 
+
+
+def test_get_llm_auto_falls_back_to_a_given_llm_when_lamini_fails_later(monkeypatch, online, capsys):
+    monkeypatch.setenv("LAMINI_API_KEY", KEY)
+    fake_post(monkeypatch, status=401, body={"detail": "bad key"})
+
+    class Echo:
+        name = "local"
+
+        def complete(self, prompts):
+            return ["local answer"] * len(prompts)
+
+    local = Echo()
+    chosen = get_llm("auto", local)
+    assert isinstance(chosen, FallbackLLM) and chosen.fallback is local
+    assert chosen.complete(["q"]) == ["local answer"]  # the bad key shows at the first request
+    out = capsys.readouterr().out
+    assert out == ("Lamini rejected the API key: check LAMINI_API_KEY in your environment or .env file. "
+                   "Using the local model from here on.\n")
+    assert get_llm("local", local) is local

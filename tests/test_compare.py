@@ -1,0 +1,70 @@
+"""Comparing models on the same questions, and finding or making the finetuned model to compare."""
+import datasets
+import matplotlib
+import pytest
+
+from llmcourse.compare import compare_results, latest_run, plot_comparison, quick_finetune, side_by_side
+from llmcourse.config import TrainConfig
+from llmcourse.data import load_instruction_data
+from llmcourse.evaluate import evaluate_model, question_set
+from llmcourse.train import train
+
+matplotlib.use("Agg")
+
+DATA = datasets.DatasetDict({
+    "test": datasets.Dataset.from_dict({"prompt": ["How long is the K2 warranty?", "What does E17 mean?"],
+                                        "completion": ["The K2 warranty lasts 27 months.", "E17 means the kettle is empty."],
+                                        "id": ["f1-q4", "f2-q4"], "fact_id": ["f1", "f2"], "source": ["w.md", "e.md"]}),
+    "unseen": datasets.Dataset.from_dict({"prompt": ["Who is the CTO?"], "completion": ["The CTO is Rasmus Achterberg."],
+                                          "id": ["f3-q1"], "fact_id": ["f3"], "source": ["c.md"]}),
+})
+
+
+class Scripted:
+    def __init__(self, name, answers):
+        self.name, self.answers = name, answers
+
+    def complete(self, prompts):
+        return [self.answers.get(p, "I don't know.") for p in prompts]
+
+
+@pytest.fixture
+def results():
+    perfect = {"How long is the K2 warranty?": "27 months.", "Who is the CTO?": "The CTO is Rasmus Achterberg."}
+    return [evaluate_model(Scripted("base", {}), DATA), evaluate_model(Scripted("tuned", perfect), DATA)]
+
+
+def test_compare_table_has_a_row_per_model_and_split(results):
+    table = compare_results(results)
+    assert list(table.index) == [("base", "test"), ("base", "unseen"), ("tuned", "test"), ("tuned", "unseen")]
+    assert table.loc[("tuned", "test"), "key_fact"] == 0.5 and table.loc[("tuned", "unseen"), "exact_match"] == 1.0
+    assert table.loc[("base", "test"), "n"] == 2
+
+
+def test_side_by_side_puts_each_models_answer_in_a_column(results):
+    table = side_by_side(results)
+    assert list(table.columns) == ["split", "question", "reference", "base", "tuned"]
+    assert list(table["tuned"]) == ["27 months.", "I don't know.", "The CTO is Rasmus Achterberg."]
+    other = evaluate_model(Scripted("other", {}), DATA, splits="test")
+    with pytest.raises(ValueError, match="other questions"):
+        side_by_side([results[0], other])
+
+
+def test_plot_has_a_bar_per_model_and_split(results):
+    ax = plot_comparison(compare_results(results), "key_fact")
+    assert len(ax.patches) == 4 and ax.get_ylabel() == "key fact"
+
+
+def test_quick_finetune_trains_only_the_asked_facts_and_is_not_a_full_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMCOURSE_RUNS", str(tmp_path))
+    qs = question_set("kettlebird", ("test", "unseen"), limit=2)
+    run = quick_finetune(qs, fast=True, model="tiny-random", verbose=False)
+    assert run.status == "finished" and run.history[-1]["step"] == 2
+    facts = set(qs.loc[qs["split"] == "test", "fact_id"])
+    train_rows = load_instruction_data("kettlebird", split="train", verbose=False)
+    expected = sum(f in facts for f in train_rows["fact_id"])  # 3 paraphrases per fact, less any kept for validation
+    assert run.config.max_train_samples == expected and 4 <= expected <= 6
+    assert latest_run("tiny-random") is None  # a subset run is not "the finetuned model"
+    full = train(TrainConfig.fast(max_train_samples=None, max_steps=1, run_name="full"), verbose=False, estimate=False)
+    assert latest_run("tiny-random").path == full.path
+    assert latest_run() is None  # nothing finetuned the bundled model here
