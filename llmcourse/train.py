@@ -85,11 +85,18 @@ def cpu_has_fast_bf16() -> bool:
 
 
 class _CourseTrainer(Trainer):
-    """Trainer whose learning-rate schedule comes from make_scheduler, so previews match exactly."""
+    """Trainer whose schedule comes from make_scheduler (previews match exactly) and whose evaluation leaves the RNG alone."""
 
     def __init__(self, *a, course_config: TrainConfig, lr_lambda=None, **kw):
         super().__init__(*a, **kw)
         self.course_config, self.lr_lambda = course_config, lr_lambda
+
+    def evaluate(self, *args, **kwargs):
+        # Evaluating draws from the random generator (the eval DataLoader seeds itself); forking keeps the
+        # training's dropout and data order the same whether and when we evaluate, so a resumed run is exact.
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return super().evaluate(*args, **kwargs)
 
     def create_scheduler(self, num_training_steps, optimizer=None):
         if self.lr_scheduler is None:
@@ -152,7 +159,8 @@ def prepare_data(config: TrainConfig, tokenizer, data=None, verbose: bool = True
     return out
 
 
-def _training_args(config: TrainConfig, path: Path, precision: str, device: torch.device, has_eval: bool):
+def _training_args(config: TrainConfig, path: Path, precision: str, device: torch.device, has_eval: bool,
+                   resuming: bool):
     return TrainingArguments(
         output_dir=str(path / "checkpoints"), learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_ratio,
@@ -164,6 +172,7 @@ def _training_args(config: TrainConfig, path: Path, precision: str, device: torc
         bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device.type == "cpu",
         logging_strategy="steps", logging_steps=1, logging_nan_inf_filter=False,
         eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps or 10**9,
+        eval_on_start=has_eval and not resuming,  # the validation loss before any training: the curve's start
         save_strategy="steps" if config.save_steps else "no", save_steps=config.save_steps or 10**9,
         save_total_limit=config.save_total_limit, metric_for_best_model="eval_loss" if has_eval else None,
         greater_is_better=False, report_to="none", disable_tqdm=True, include_num_input_tokens_seen="non_padding",
@@ -220,7 +229,8 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     live = LivePlot(title=run.name, enabled=plot) if main else None
     extra = [ProgressBar(run.name)] if verbose else []
     trainer = _CourseTrainer(
-        model=model, args=_training_args(config, path, precision, device, data["validation"] is not None),
+        model=model, args=_training_args(config, path, precision, device, data["validation"] is not None,
+                                         resuming=checkpoint is not None),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
         data_collator=_collator(tokenizer), course_config=config, lr_lambda=lr_lambda,
         callbacks=[HistoryCallback(run), stopper, guard, *extra, *([live] if live else []), *callbacks])
