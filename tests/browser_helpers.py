@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -32,7 +33,6 @@ CHROMIUM_ARGS = [
 # Server flags that keep Jupyter off the network and away from the user's own state.
 SERVER_ARGS = [
     "--no-browser",
-    "--ServerApp.open_browser=False",
     "--ServerApp.ip=127.0.0.1",
     "--ServerApp.port_retries=0",
     "--ServerApp.terminals_enabled=False",
@@ -43,7 +43,12 @@ SERVER_ARGS = [
 PAGE_CONFIG = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
 # Attach every cell to the DOM, so the error checks see the whole notebook, not only the viewport.
 USER_SETTINGS = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"}}
-PAGE_ERRORS = ("Error displaying widget", "Traceback (most recent call last)", "Kernel Restarting")
+OUTPUT_ERRORS = {  # what is wrong: how it shows in a cell's output
+    "Error displaying widget": "Error displaying widget",  # e.g. its model is gone
+    "widget error": "Click to show javascript error",  # ipywidgets could not build the view
+    "widget shown as text": re.compile(r"\b(?:[HV]?Box|GridBox|Tab|Accordion)\(children="),  # no widget manager
+    "Traceback (most recent call last)": "Traceback (most recent call last)",  # a cell or a thread failed
+}
 
 
 def free_port():
@@ -123,13 +128,15 @@ class JupyterServer:
             body = resp.read()
         return json.loads(body) if body else None
 
-    def url(self, path):
-        return f"{self.base}{path}?token={self.token}"
+    def url(self, path, **query):
+        """The address of path with the token (and query parameters) for a first visit."""
+        return f"{self.base}{path}?" + urllib.parse.urlencode({**query, "token": self.token})
 
-    def copy_notebook(self, name):
-        """A private copy of notebooks/<name> (Jupyter autosaves into the file it opens)."""
-        shutil.copy(ROOT / "notebooks" / name, self.root / name)
-        return name
+    def copy_notebook(self, source):
+        """A private copy of a notebook (Jupyter autosaves into the file it opens); returns its name."""
+        source = Path(source)
+        shutil.copy(source if source.is_absolute() else ROOT / "notebooks" / source, self.root / source.name)
+        return source.name
 
     def remember_children(self):
         """Records the server's descendants (kernels run in their own session, outside its group)."""
@@ -190,13 +197,25 @@ def chromium():
             browser.close()
 
 
+# ---- pages ------------------------------------------------------------------------------------------
 def open_page(browser, url, console):
     """A fresh page (own cookies and storage) at url; browser errors are appended to console."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)  # two shared cores: Lab can take a while to lay out
     page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
     page.on("console", lambda msg: msg.type == "error" and console.append(f"console: {msg.text}"))
-    page.goto(url)
+    page.goto(url, timeout=120_000)
     return page
+
+
+def screenshot(page, path):
+    """Saves a PNG at path, and a copy in $LLMCOURSE_SCREENSHOTS when that is set."""
+    page.screenshot(path=str(path))
+    if os.environ.get("LLMCOURSE_SCREENSHOTS"):
+        target = Path(os.environ["LLMCOURSE_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / Path(path).name)
+    return path
 
 
 def wait_for_kernel(page, server, timeout_s=180):
@@ -216,6 +235,24 @@ def wait_for_kernel(page, server, timeout_s=180):
     raise AssertionError(f"no idle kernel after {timeout_s} s: {server.api('GET', '/api/kernels')}")
 
 
+def wait_for_kernel_to_settle(server, quiet_s=3.0, timeout_s=120):
+    """Waits until every kernel has stayed idle for quiet_s.
+
+    While the kernel is busy, ipywidgets queues slider updates in the page and sends them one at a time,
+    but sends button clicks at once: a click right after moving a slider can reach the kernel first.
+    """
+    deadline, idle_since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        if all(k["execution_state"] == "idle" for k in server.api("GET", "/api/kernels")):
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= quiet_s:
+                return
+        else:
+            idle_since = None
+        time.sleep(0.25)
+    raise AssertionError(f"the kernel stayed busy for {timeout_s} s")
+
+
 def assert_no_dialog(page):
     """No modal dialog (e.g. "Select Kernel" when the kernel "llm" is not registered)."""
     dialog = page.locator(".jp-Dialog")
@@ -223,6 +260,31 @@ def assert_no_dialog(page):
         raise AssertionError(f"a dialog blocks the notebook: {dialog.first.inner_text()!r}")
 
 
+def assert_no_errors(page):
+    """No widget error, widget shown as text, or traceback in any cell output on the page."""
+    text = "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+    hits = {what: re.search(sign if isinstance(sign, re.Pattern) else re.escape(sign), text)
+            for what, sign in OUTPUT_ERRORS.items()}
+    found = {what: hit.start() for what, hit in hits.items() if hit}
+    if found:
+        at = min(found.values())
+        raise AssertionError(f"{list(found)} in the outputs:\n{text[max(0, at - 300):at + 1200]}")
+
+
+def wait_for(predicate, what, timeout_s, page, poll_ms=1000):
+    """Polls predicate() until it is true, failing fast on errors on the page; returns its value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        assert_no_dialog(page)
+        assert_no_errors(page)
+        page.wait_for_timeout(poll_ms)
+    raise AssertionError(f"{what}: not seen after {timeout_s} s")
+
+
+# ---- notebook actions -------------------------------------------------------------------------------
 def click_menu(page, menu, item):
     """Clicks a menu bar entry, then one of its items, as a user does (JupyterLab and Notebook 7)."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(rf"^{re.escape(menu)}$")).click()
@@ -247,59 +309,12 @@ def wait_until_all_cells_ran(page, timeout_s):
     raise AssertionError(f"cells still not run after {timeout_s} s: {prompts(page)}")
 
 
-def assert_no_errors(page):
-    """No widget error, traceback or kernel restart anywhere on the page."""
-    text = page.locator("body").inner_text()
-    for marker in PAGE_ERRORS:
-        if marker in text:
-            at = text.index(marker)
-            raise AssertionError(f"{marker!r} on the page:\n{text[max(0, at - 300):at + 1200]}")
-
-
-def screenshot(page, path):
-    """Saves a PNG at path, and a copy in $LLMCOURSE_SCREENSHOTS when that is set."""
-    page.screenshot(path=str(path))
-    if os.environ.get("LLMCOURSE_SCREENSHOTS"):
-        target = Path(os.environ["LLMCOURSE_SCREENSHOTS"])
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target / Path(path).name)
-    return path
-
-
-def wait_for_kernel_to_settle(server, quiet_s=3.0, timeout_s=120):
-    """Waits until every kernel has stayed idle for quiet_s.
-
-    While the kernel is busy, ipywidgets queues slider updates in the page and sends them one at a time,
-    but sends button clicks at once: a click right after moving a slider can reach the kernel first.
-    """
-    deadline, idle_since = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        if all(k["execution_state"] == "idle" for k in server.api("GET", "/api/kernels")):
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since >= quiet_s:
-                return
-        else:
-            idle_since = None
-        time.sleep(0.25)
-    raise AssertionError(f"the kernel stayed busy for {timeout_s} s")
-
-
-def wait_for(predicate, what, timeout_s, page, poll_ms=1000):
-    """Polls predicate() until it is true, failing fast on errors on the page; returns its value."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        assert_no_dialog(page)
-        assert_no_errors(page)
-        page.wait_for_timeout(poll_ms)
-    raise AssertionError(f"{what}: not seen after {timeout_s} s")
-
-
-def image_loaded(img):
-    """True when the <img> element shows a decoded picture."""
-    return img.count() > 0 and img.first.evaluate("e => e.complete && e.naturalWidth > 0")
+def run_all_cells(page, server, timeout_s):
+    """Run > Run All Cells, then waits for every cell and the kernel; no errors on the page."""
+    click_menu(page, "Run", "Run All Cells")
+    wait_until_all_cells_ran(page, timeout_s)
+    wait_for_kernel(page, server)
+    assert_no_errors(page)
 
 
 def drag_slider(page, slider, dx):
@@ -312,3 +327,37 @@ def drag_slider(page, slider, dx):
     page.mouse.down()
     page.mouse.move(x + dx, y, steps=5)
     page.mouse.up()
+
+
+def image_loaded(img):
+    """True when the <img> element shows a decoded picture."""
+    return img.count() > 0 and img.first.evaluate("e => e.complete && e.naturalWidth > 0")
+
+
+def train_from_the_panel(page, server, timeout_s=600):
+    """In the training panel (llmcourse.widgets.TrainingPanel): drags the learning-rate slider, presses Train,
+    waits for the finished message and the loss plot; checks the run used the slider's learning rate."""
+    train = page.locator("button.widget-button", has_text=re.compile(r"^\s*Train\s*$"))
+    panel = page.locator(".widget-vbox", has=train).first  # the outermost box holding a Train button
+    slider = panel.locator(".widget-slider", has=page.locator(".widget-label", has_text="learning rate"))
+    readout = slider.locator(".widget-readout")
+    before = readout.inner_text()
+    drag_slider(page, slider, dx=-20)  # with the mouse: Notebook 7 takes arrow keys for itself
+    after = readout.inner_text()
+    assert float(after) < float(before), f"the slider did not move: {before} -> {after}"
+    wait_for_kernel_to_settle(server)
+
+    panel.locator(train).click()
+    status = panel.locator(".widget-html")
+    finished = wait_for(lambda: next((t for t in status.all_inner_texts() if "finished after" in t), None),
+                        "the finished message", timeout_s, page)
+    # Train comes back once the thread is done, after the plot's final frame was sent
+    wait_for(lambda: panel.locator(train).is_enabled(), "the Train button enabled again", 60, page)
+    plot = panel.locator(":scope > img.widget-image")  # the loss plot sits under the controls
+    wait_for(lambda: image_loaded(plot), "the loss plot", 60, page)
+    assert_no_errors(page)
+    # runs are named after their settings (TrainConfig.name): this one used the slider's learning rate
+    lr = f"{float(after):.1e}".replace(".0e", "e")
+    assert f"-lr{lr}-" in finished, f"trained with another learning rate than the slider's {after}: {finished}"
+    panel.scroll_into_view_if_needed()
+    return finished
