@@ -3,10 +3,13 @@
 Training an LLM is training any neural network: feed a batch, compute the loss, backpropagate, update
 the weights. Trainer does that loop; this module chooses its settings from a TrainConfig, adds the
 course's callbacks (history, live plot, stop button, divergence guard) and saves everything under runs/.
+
+transformers' trainer stack is imported on first use, so `import llmcourse` stays quick.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -16,10 +19,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from transformers import PrinterCallback, Trainer, TrainingArguments, get_scheduler, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
-from .callbacks import DivergenceGuard, HistoryCallback, ProgressBar, StopCallback, history_rows, stop_on_interrupt
 from .config import TrainConfig, default_output_dir
 from .errors import CourseError
 from .runs import Run
@@ -33,6 +33,8 @@ SCHEDULER_KWARGS = {"cosine_with_restarts": lambda n: {"num_cycles": 3},
 
 def make_scheduler(config: TrainConfig, optimizer, num_training_steps: int, lr_lambda=None):
     """The learning-rate scheduler Trainer uses for this config (and the schedule preview uses too)."""
+    from transformers import get_scheduler
+
     if lr_lambda is not None:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     kwargs = SCHEDULER_KWARGS.get(config.lr_scheduler_type, lambda n: {})(num_training_steps)
@@ -84,26 +86,32 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-class _CourseTrainer(Trainer):
-    """Trainer whose schedule comes from make_scheduler (previews match exactly) and whose evaluation leaves the RNG alone."""
+@functools.cache
+def _trainer_class():
+    from transformers import Trainer
 
-    def __init__(self, *a, course_config: TrainConfig, lr_lambda=None, **kw):
-        super().__init__(*a, **kw)
-        self.course_config, self.lr_lambda = course_config, lr_lambda
+    class CourseTrainer(Trainer):
+        """Trainer whose schedule comes from make_scheduler (previews match exactly) and whose evaluation leaves the RNG alone."""
 
-    def evaluate(self, *args, **kwargs):
-        # Evaluating draws from the random generator (the eval DataLoader seeds itself); forking keeps the
-        # training's dropout and data order the same whether and when we evaluate, so a resumed run is exact.
-        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices):
-            return super().evaluate(*args, **kwargs)
+        def __init__(self, *a, course_config: TrainConfig, lr_lambda=None, **kw):
+            super().__init__(*a, **kw)
+            self.course_config, self.lr_lambda = course_config, lr_lambda
 
-    def create_scheduler(self, num_training_steps, optimizer=None):
-        if self.lr_scheduler is None:
-            self.lr_scheduler = make_scheduler(self.course_config, optimizer or self.optimizer, num_training_steps,
-                                               self.lr_lambda)
-            self._created_lr_scheduler = True
-        return self.lr_scheduler
+        def evaluate(self, *args, **kwargs):
+            # Evaluating draws from the random generator (the eval DataLoader seeds itself); forking keeps the
+            # training's dropout and data order the same whether and when we evaluate, so a resumed run is exact.
+            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=devices):
+                return super().evaluate(*args, **kwargs)
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.lr_scheduler is None:
+                self.lr_scheduler = make_scheduler(self.course_config, optimizer or self.optimizer,
+                                                   num_training_steps, self.lr_lambda)
+                self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    return CourseTrainer
 
 
 def prepare_model(config: TrainConfig, model=None, tokenizer=None):
@@ -161,6 +169,8 @@ def prepare_data(config: TrainConfig, tokenizer, data=None, verbose: bool = True
 
 def _training_args(config: TrainConfig, path: Path, precision: str, device: torch.device, has_eval: bool,
                    resuming: bool):
+    from transformers import TrainingArguments
+
     return TrainingArguments(
         output_dir=str(path / "checkpoints"), learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_ratio,
@@ -184,6 +194,8 @@ def _checkpoint_to_resume(path: Path, resume) -> str | None:
         return None
     if isinstance(resume, (str, Path)) and (Path(resume) / "trainer_state.json").is_file():
         return str(resume)
+    from transformers.trainer_utils import get_last_checkpoint
+
     folder = path / "checkpoints"
     last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     if last is None:
@@ -208,6 +220,9 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     Ctrl-C, the notebook's stop button or setting `stop` end the run after the current step with a checkpoint.
     plot: live loss plot (default: in notebooks only). lr_lambda: a custom multiplier schedule (range test).
     """
+    from transformers import PrinterCallback, set_seed
+
+    from .callbacks import DivergenceGuard, HistoryCallback, ProgressBar, StopCallback, stop_on_interrupt
     from .plotting import LivePlot
 
     config = config or TrainConfig()
@@ -228,7 +243,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     stopper, guard = StopCallback(flag), DivergenceGuard(config.divergence_factor)
     live = LivePlot(title=run.name, enabled=plot) if main else None
     extra = [ProgressBar(run.name)] if verbose else []
-    trainer = _CourseTrainer(
+    trainer = _trainer_class()(
         model=model, args=_training_args(config, path, precision, device, data["validation"] is not None,
                                          resuming=checkpoint is not None),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
@@ -280,7 +295,7 @@ def _collator(tokenizer):
     return Collator(pad_token_id=tokenizer.pad_token_id)
 
 
-def _set_outcome(run: Run, trainer, stopper: StopCallback, guard: DivergenceGuard) -> None:
+def _set_outcome(run: Run, trainer, stopper, guard) -> None:
     lr = run.config.learning_rate
     if guard.tripped:
         t = guard.tripped
@@ -313,6 +328,8 @@ def _record_adapter_base(folder: Path, model, config: TrainConfig) -> None:
 
 def _finish(run: Run, trainer, live, main: bool) -> None:
     """Fill in the record from Trainer's state; on the main process save the model, history and plot."""
+    from .callbacks import history_rows
+
     run.history = history_rows(trainer.state.log_history)
     run.tokens = trainer.state.num_input_tokens_seen
     run.best_checkpoint = trainer.state.best_model_checkpoint
