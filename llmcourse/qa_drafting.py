@@ -74,6 +74,8 @@ def draft_problems(question: str, answer: str, text: str) -> list[str]:
     problems = []
     if not question.endswith("?"):
         problems.append("not a question")
+    if re.search(r"[.!?]\s+\S", question) or len(question.split()) > 25:
+        problems.append("not one short question")
     if _META.search(question):
         problems.append("asks about the text, not the product")
     if not _words(question) & _words(text):

@@ -63,6 +63,8 @@ def test_draft_problems():
     assert draft_problems("When does the display show D1?", "After 140 boils.", text) == []
     assert draft_problems("Is it blue", "", text) == ["not a question", "shares no word with the section",
                                                       "empty answer"]
+    assert draft_problems("What a great display! Any questions?", "The display shows D1.", text) == [
+        "not one short question"]
 
 
 def test_clean_question():
