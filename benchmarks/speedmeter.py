@@ -54,8 +54,8 @@ class SpeedMeter(TrainerCallback):
         self._excluded = 0.0
 
     def on_log(self, args, state, control, logs=None, **kw):
-        self._mark = time.perf_counter()
-        if logs and "loss" in logs:
+        if logs and "loss" in logs:  # a training log; evaluate() logs its metrics just before on_evaluate
+            self._mark = time.perf_counter()
             self.losses[state.global_step] = float(logs["loss"])
 
     def on_evaluate(self, args, state, control, **kw):

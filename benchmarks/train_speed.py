@@ -38,7 +38,7 @@ RECIPES = {
     "B": "TRL SFTTrainer, SFTConfig defaults",
     "B32": "TRL SFTTrainer, defaults but bf16=False",
     "C": "llmcourse.train, default full finetuning",
-    "D": "llmcourse.train, LoRA (lora=True)",
+    "D": "llmcourse.train, LoRA (lora=True, its default rank)",
     "P": "plain PyTorch loop, C's data and batch",
 }
 COURSE_TEMPLATE = "### Question:\n{question}\n\n### Answer:\n{answer}"
@@ -134,7 +134,7 @@ def llmcourse_recipe(model_name: str, steps: int, workdir: Path, lora: bool) -> 
         total -= trainable  # the base model's parameters: the FLOPs formula counts the model, not the adapters
     return {**meter.result(), "precision": run.precision, "batch_size": config.per_device_train_batch_size,
             "grad_accum": config.gradient_accumulation_steps, "params": total, "trainable_params": trainable,
-            "status": run.status}
+            "status": run.status, "notes": f"r={config.lora_r}, {config.lora_target_modules}" if lora else ""}
 
 
 def plain_loop(model_name: str, steps: int, workdir: Path) -> dict:
@@ -153,7 +153,7 @@ def plain_loop(model_name: str, steps: int, workdir: Path) -> dict:
                                          batch_size=config.per_device_train_batch_size, shuffle=True,
                                          collate_fn=Collator(tokenizer.pad_token_id))
     bf16 = bf16_speedup() > 1.1
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, foreach=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, fused=True)  # as Trainer's default
     model.train()
     seconds, tokens, losses = [], [], []
     batches = iter(loader)

@@ -195,8 +195,9 @@ def format_report(report: dict) -> str:
             continue
         batch = f"{r['batch_size']}x{r['grad_accum']}" if r["grad_accum"] > 1 else str(r["batch_size"])
         mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "-"
+        loss = f"{r['final_loss']:.3f}" if r.get("final_loss") is not None else "-"
         lines.append(f"{key:<4} {r['label'][:58]:<58} {r['precision']:<5} {batch:>6} {r['tokens_per_s']:>10.1f} "
-                     f"{r['s_per_step']:>7.2f} {r['peak_rss_mb'] * 2**20 / GB:>6.2f} GB {r['final_loss']:>10.3f} {mfu:>6}")
+                     f"{r['s_per_step']:>7.2f} {r['peak_rss_mb'] * 2**20 / GB:>6.2f} GB {loss:>10} {mfu:>6}")
     g = report.get("generation")
     if g and "error" in g:
         lines += ["", f"G    {g['error']}"]
