@@ -39,6 +39,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON report "
                         "(default: runs/bench-<date>.json)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds after which one run is stopped")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: PyTorch's choice, "
+                        "one per physical core); 1 keeps a shared, busy machine from stalling the runs' thread teams")
 
 
 def benchmarks_dir() -> Path:
@@ -114,12 +116,14 @@ def measure_peaks() -> dict:
     return peaks
 
 
-def run_child(script: Path, argv: list[str], timeout: float | None, log_dir: Path) -> dict:
+def run_child(script: Path, argv: list[str], timeout: float | None, log_dir: Path, threads: int | None = None) -> dict:
     """Run one benchmark script in a fresh process and return its JSON result (or the error, with the log's tail)."""
     name = argv[0] if not argv[0].startswith("-") else "G"
     out, log = log_dir / f"{name}.json", log_dir / f"{name}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
            "LLMCOURSE_RUNS": str(log_dir / "runs")}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log, "w") as f:
         try:
             code = subprocess.run([sys.executable, str(script), *argv, "--out", str(out)], stdout=f,
@@ -231,6 +235,10 @@ def run(args) -> int:
     wanted = list(dict.fromkeys(args.only or DEFAULT_RUNS))
     if args.steps < 1:
         raise CourseError(f"--steps {args.steps}: give at least 1 optimizer step.")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # the peak is measured with the runs' thread count
     report = {"date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}", "model": args.model, "steps": args.steps,
               "machine": machine(), "load": {"before": load()}}
     print(f"measuring the matmul peak ({report['machine']['isa_threads']}) ...", file=sys.stderr, flush=True)
@@ -248,10 +256,11 @@ def run(args) -> int:
             if key == "G":
                 argv = ["--model", args.model, "--questions", str(args.questions),
                         "--max-new-tokens", str(args.max_new_tokens)]
-                report["generation"] = result = run_child(folder / "generation_speed.py", argv, args.timeout, Path(tmp))
+                report["generation"] = result = run_child(folder / "generation_speed.py", argv, args.timeout, Path(tmp),
+                                                                 args.threads)
             else:
                 argv = [key, "--model", args.model, "--steps", str(args.steps)]
-                report["runs"][key] = result = run_child(folder / "train_speed.py", argv, args.timeout, Path(tmp))
+                report["runs"][key] = result = run_child(folder / "train_speed.py", argv, args.timeout, Path(tmp), args.threads)
                 add_mfu(result, report["peaks"])
             status = result.get("error") or f"{time.perf_counter() - start:.0f} s"
             print(f"[{key}] {status}", *result.get("log_tail", []), sep="\n    ", file=sys.stderr, flush=True)
