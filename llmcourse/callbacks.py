@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 
+import psutil
 import torch
 from transformers import TrainerCallback
 
@@ -35,7 +36,6 @@ class HistoryCallback(TrainerCallback):
 
     def __init__(self, run: Run):
         self.run = run
-        self.eval_seconds = 0.0
 
     def on_train_begin(self, args, state, control, **kw):
         self.run.history = history_rows(state.log_history)  # non-empty when resuming from a checkpoint
@@ -47,11 +47,12 @@ class HistoryCallback(TrainerCallback):
             return
         entry = state.log_history[-1]
         entry["seconds"] = round(self.offset + time.perf_counter() - self.t0, 3)
-        self.eval_seconds += entry.get("eval_runtime") or 0.0
         if "loss" in entry or "eval_loss" in entry:
             self.run.history.extend(history_rows([entry]))
         self.run.tokens = state.num_input_tokens_seen
         self.run.seconds = entry["seconds"]
+        rss_mb = psutil.Process().memory_info().rss / 2**20  # sampled: the process's memory while training
+        self.run.peak_memory_mb = round(max(self.run.peak_memory_mb or 0, rss_mb))
 
 
 class ProgressBar(TrainerCallback):

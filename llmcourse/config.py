@@ -35,6 +35,8 @@ class TrainConfig:
     max_length: int = _f(256, "Longest example in tokens; longer ones are cut (prompt first, answer last).")
     answer_only: bool = _f(True, "Compute the loss on the answer tokens only (the prompt is masked out).")
     packing: bool = _f(False, "Pack several short examples into one row, so no compute is spent on padding.")
+    group_by_length: bool = _f(True, "Batch rows of similar length together, so little compute goes to padding "
+                               "(the shipped data: 14% padding at random, under 2% grouped).")
     max_train_samples: Optional[int] = _f(None, "Train on at most this many rows (a quick subset); None = all.")
     max_eval_samples: Optional[int] = _f(64, "Evaluate on at most this many validation rows; None = all.")
     # The hyperparameters that matter first
@@ -153,12 +155,13 @@ class TrainConfig:
 
     @property
     def name(self) -> str:
-        """The run name: run_name, else made from the settings, e.g. 'lora-r64-lr1e-03-cosine'."""
+        """The run name: run_name, else made from the settings, e.g. 'lora-r64-lr1e-03-cosine-2ep' or '...-30steps'."""
         if self.run_name:
             return self.run_name
         kind = f"lora-r{self.lora_r}" if self.lora else "full"
         lr = f"{self.learning_rate:.1e}".replace(".0e", "e")
-        return f"{kind}-lr{lr}-{self.lr_scheduler_type}"
+        length = f"{self.max_steps}steps" if self.max_steps > 0 else f"{self.num_train_epochs:g}ep"
+        return f"{kind}-lr{lr}-{self.lr_scheduler_type}-{length}"
 
 
 def field_names() -> list[str]:

@@ -91,7 +91,7 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
     """
     import psutil
 
-    from .train import count_steps
+    from .schedules import count_steps
 
     model, ds, args = trainer.model, trainer.train_dataset, trainer.args
     device = next(model.parameters()).device

@@ -17,6 +17,13 @@ from transformers import TrainerCallback
 X_LABELS = {"step": "optimizer step", "epoch": "epoch", "tokens": "tokens seen"}
 
 
+class CourseFigure(Figure):
+    """A matplotlib Figure that a notebook shows as PNG when a cell returns it (no pyplot needed)."""
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self)
+
+
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (live plots and widgets make sense there, not in scripts or the CLI)."""
     try:
@@ -74,7 +81,7 @@ def plot_history(run, *, x: str = "step", smoothing: float = 0.9, log_scale: boo
                  save=None, history: list | None = None) -> Figure:
     """Loss (train raw + smoothed, eval) and the learning rate of one run; `save` writes a PNG."""
     history = run.history if history is None else history
-    fig = Figure(figsize=(10, 3.6))
+    fig = CourseFigure(figsize=(10, 3.6))
     ax, ax_lr = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
     draw_losses(ax, history, x=x, smoothing=smoothing)
     ax.set(xlabel=X_LABELS[x], ylabel="loss (cross-entropy)", yscale="log" if log_scale else "linear")
@@ -106,7 +113,16 @@ class LivePlot(TrainerCallback):
         self.enabled = (show is not None or in_notebook()) if enabled is None else enabled
         self.handle, self.last = None, 0.0
 
-    def _emit(self, png: bytes) -> None:
+    def due(self) -> bool:
+        """True when enabled and the last frame is at least `every` seconds old."""
+        return self.enabled and time.monotonic() - self.last >= self.every
+
+    def show_figure(self, fig: Figure) -> None:
+        """Replace the frame on screen with `fig` (nothing happens when disabled)."""
+        if not self.enabled:
+            return
+        png = figure_png(fig)
+        self.last = time.monotonic()
         if self.show is not None:
             self.show(png)
             return
@@ -118,12 +134,10 @@ class LivePlot(TrainerCallback):
             self.handle.update(Image(data=png, format="png"))
 
     def draw(self, history: list[dict], title: str) -> None:
-        if self.enabled:
-            self._emit(figure_png(plot_history(None, history=history, title=title)))
-            self.last = time.monotonic()
+        self.show_figure(plot_history(None, history=history, title=title))
 
     def on_log(self, args, state, control, **kw):
-        if self.enabled and time.monotonic() - self.last >= self.every:
+        if self.due():
             from .callbacks import history_rows
 
             self.draw(history_rows(state.log_history), f"{self.title} — step {state.global_step}/{state.max_steps}")
@@ -135,11 +149,11 @@ class LivePlot(TrainerCallback):
 
 def plot_schedule(config, num_steps: int, *, schedulers=None, ax=None) -> Figure:
     """The learning rate at every step for `config` (or for each name in `schedulers`, same other settings)."""
-    from .train import lr_schedule
+    from .schedules import lr_schedule
 
     fig = None
     if ax is None:
-        fig = Figure(figsize=(6, 3))
+        fig = CourseFigure(figsize=(6, 3))
         ax = fig.subplots()
     for name in schedulers or [config.lr_scheduler_type]:
         lrs = lr_schedule(config.replace(lr_scheduler_type=name), num_steps)
@@ -169,7 +183,7 @@ class Comparison:
 def plot_runs(runs, *, labels=None, x: str = "step", smoothing: float = 0.9, log_scale: bool = False,
               eval_: bool = True, title: str = "") -> Figure:
     """Several runs' loss curves on one axis (raw faint, smoothed bold, eval dashed); runs or history lists."""
-    fig = Figure(figsize=(9, 4))
+    fig = CourseFigure(figsize=(9, 4))
     ax = fig.subplots()
     for i, run in enumerate(runs):
         label = labels[i] if labels else run.name

@@ -33,7 +33,7 @@ class Run:
     """One training run: its config, per-step history, outcome and where its files are."""
     config: TrainConfig
     path: Path
-    history: list = field(default_factory=list)  # rows with HISTORY_COLUMNS keys (missing = not logged then)
+    history: list = field(default_factory=list, repr=False)  # rows with HISTORY_COLUMNS keys (None = not logged)
     status: str = "running"  # running | finished | stopped | diverged | interrupted | crashed
     message: str = ""
     precision: str = "fp32"
@@ -86,7 +86,9 @@ class Run:
                 "method": f"LoRA r={self.config.lora_r}" if self.config.lora else "full",
                 "steps": self.history[-1]["step"] if self.history else 0, "train loss": _round(self.final_loss),
                 "eval loss": _round(self.final_eval_loss), "minutes": round(self.seconds / 60, 2),
-                "tokens/s": round(self.tokens_per_second), "precision": self.precision}
+                "tokens/s": round(self.tokens_per_second), "precision": self.precision,
+                "trainable params": self.trainable_params,
+                "memory GB (est.)": self.estimate["memory_gb"]["total"] if self.estimate else None}
 
     def save(self) -> None:
         """Write train_config.json, run.json, history.json and history.csv into the run folder."""
@@ -104,6 +106,11 @@ class Run:
         from .plotting import plot_history
 
         return plot_history(self, **kw)
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"Run({s['run']!r}: {s['status']}, {s['method']}, lr {s['lr']:g}, {s['steps']} steps, train loss "
+                f"{s['train loss']}, eval loss {s['eval loss']}, {s['minutes']} min, {s['tokens/s']} tokens/s)")
 
     def _repr_html_(self) -> str:
         s = self.summary()

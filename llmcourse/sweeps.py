@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from transformers import TrainerCallback
 
 from .config import TrainConfig
-from .plotting import Comparison, LivePlot, figure_png, plot_runs, smooth
+from .plotting import Comparison, CourseFigure, LivePlot, figure_png, plot_runs, smooth
 
 LABELS = ("too slow", "good", "unstable", "diverged")
 
@@ -76,6 +76,9 @@ class Sweep:
     def _repr_html_(self) -> str:
         return Comparison(self.figure(), self.table())._repr_html_()
 
+    def __repr__(self) -> str:
+        return f"Sweep (best learning rate {self.best_lr}):\n{self.table().to_string(index=False)}"
+
 
 class _SweepPlot(TrainerCallback):
     """Redraws all finished sweep runs plus the current one (in place, throttled)."""
@@ -84,13 +87,12 @@ class _SweepPlot(TrainerCallback):
         self.live, self.done, self.lr = live, done, current_lr
 
     def on_log(self, args, state, control, **kw):
-        if self.live.enabled and time.monotonic() - self.live.last >= self.live.every:
+        if self.live.due():
             from .callbacks import history_rows
 
             histories = [r.history for r in self.done] + [history_rows(state.log_history)]
             labels = [f"lr {r.config.learning_rate:.0e}" for r in self.done] + [f"lr {self.lr:.0e} (running)"]
-            self.live._emit(figure_png(plot_runs(histories, labels=labels, title="learning-rate sweep")))
-            self.live.last = time.monotonic()
+            self.live.show_figure(plot_runs(histories, labels=labels, title="learning-rate sweep"))
 
 
 def _prepared(config: TrainConfig, model, tokenizer, data, verbose: bool):
@@ -117,14 +119,14 @@ def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer
         for i, lr in enumerate(sorted(lrs)):
             model.load_state_dict(initial)
             cfg = config.replace(learning_rate=lr, max_steps=steps, save_model=False, save_steps=0,
-                                 run_name=f"sweep-{config.name}-lr{lr:.0e}")
+                                 run_name=None)
+            cfg = cfg.replace(run_name=f"sweep-{cfg.name}")
             runs.append(train(cfg, model=model, tokenizer=tokenizer, data=data, plot=False, estimate=i == 0,
                               verbose=verbose, callbacks=[_SweepPlot(live, runs, lr)]))
     finally:
         model.load_state_dict(initial)  # the caller's model is exactly as it was
     sweep = Sweep(runs, label_runs(runs), time.time() - start)
-    if live.enabled:
-        live._emit(figure_png(sweep.figure()))
+    live.show_figure(sweep.figure())  # the last frame stays in the saved notebook
     return sweep
 
 
@@ -163,9 +165,7 @@ class RangeTest:
         return self.lrs[min(range(len(s)), key=lambda i: s[i])]
 
     def figure(self):
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(7, 3.5))
+        fig = CourseFigure(figsize=(7, 3.5))
         ax = fig.subplots()
         ax.plot(self.lrs, self.losses, alpha=0.3, color="C0")
         ax.plot(self.lrs, smooth(self.losses, 0.7), color="C0", lw=2, label="loss (smoothed)")
@@ -178,6 +178,10 @@ class RangeTest:
 
     def _repr_png_(self) -> bytes:
         return figure_png(self.figure())
+
+    def __repr__(self) -> str:
+        return (f"RangeTest({len(self.lrs)} steps, lr {self.lrs[0]:.1e} to {self.lrs[-1]:.1e}: steepest fall at "
+                f"{self.steepest_lr:.1e}, lowest loss at {self.min_loss_lr:.1e})")
 
 
 def lr_range_test(config: TrainConfig, min_lr: float = 1e-7, max_lr: float = 1.0, steps: int = 60, *, model=None,
@@ -194,7 +198,8 @@ def lr_range_test(config: TrainConfig, min_lr: float = 1e-7, max_lr: float = 1.0
     initial = _snapshot(model)
     ratio = max_lr / min_lr
     cfg = config.replace(learning_rate=max_lr, max_steps=steps, lr_scheduler_type="constant", warmup_ratio=0.0,
-                         divergence_factor=0.0, save_model=False, save_steps=0, run_name=f"range-test-{config.name}")
+                         divergence_factor=0.0, save_model=False, save_steps=0, run_name=None)
+    cfg = cfg.replace(run_name=f"range-test-{cfg.name}")
     try:
         run = train(cfg, model=model, tokenizer=tokenizer, data={"train": data["train"]}, plot=False, verbose=verbose,
                     lr_lambda=lambda s: ratio ** (min(s, steps - 1) / (steps - 1) - 1),

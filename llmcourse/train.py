@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import math
 import os
 import shutil
 import threading
@@ -23,46 +22,10 @@ import torch
 from .config import TrainConfig, default_output_dir
 from .errors import CourseError
 from .runs import Run
+from .schedules import make_scheduler
 
 # peft calls a transformers method that transformers 5 marks deprecated; nothing a learner can act on
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-
-SCHEDULER_KWARGS = {"cosine_with_restarts": lambda n: {"num_cycles": 3},
-                    "warmup_stable_decay": lambda n: {"num_decay_steps": max(1, round(0.2 * n))}}
-
-
-def make_scheduler(config: TrainConfig, optimizer, num_training_steps: int, lr_lambda=None):
-    """The learning-rate scheduler Trainer uses for this config (and the schedule preview uses too)."""
-    from transformers import get_scheduler
-
-    if lr_lambda is not None:
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-    kwargs = SCHEDULER_KWARGS.get(config.lr_scheduler_type, lambda n: {})(num_training_steps)
-    return get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=math.ceil(num_training_steps *
-                         config.warmup_ratio), num_training_steps=num_training_steps, scheduler_specific_kwargs=kwargs)
-
-
-def lr_schedule(config: TrainConfig, num_training_steps: int) -> list[float]:
-    """The learning rate at each optimizer step, exactly as Trainer will apply it (for previews)."""
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=config.learning_rate)
-    scheduler = make_scheduler(config, optimizer, num_training_steps)
-    lrs = []
-    for _ in range(num_training_steps):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return lrs
-
-
-def count_steps(config: TrainConfig, n_rows: int, world_size: int = 1) -> int:
-    """Optimizer steps a run will take on `n_rows` training rows (Trainer's own arithmetic)."""
-    if config.max_steps > 0:
-        return config.max_steps
-    batches = math.ceil(math.ceil(n_rows / world_size) / config.per_device_train_batch_size)
-    per_epoch = max(math.ceil(batches / config.gradient_accumulation_steps), 1)
-    return math.ceil(config.num_train_epochs * per_epoch)
-
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """'auto' -> bf16 where the hardware runs it fast (recent GPUs, CPUs with AVX-512 BF16/AMX), fp16 on older GPUs, else fp32."""
@@ -179,6 +142,7 @@ def _training_args(config: TrainConfig, path: Path, precision: str, device: torc
         per_device_eval_batch_size=max(16, config.per_device_train_batch_size),
         gradient_accumulation_steps=config.gradient_accumulation_steps, weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm, seed=config.seed, data_seed=config.seed,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device.type == "cpu",
         logging_strategy="steps", logging_steps=1, logging_nan_inf_filter=False,
         eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps or 10**9,
@@ -335,10 +299,6 @@ def _finish(run: Run, trainer, live, main: bool) -> None:
     run.best_checkpoint = trainer.state.best_model_checkpoint
     if torch.cuda.is_available():
         run.peak_memory_mb = round(torch.cuda.max_memory_allocated() / 2**20)
-    else:
-        import psutil
-
-        run.peak_memory_mb = round(psutil.Process().memory_info().rss / 2**20)
     if run.status in ("finished", "stopped", "diverged") and run.config.save_model:
         with _quiet_transformers():
             trainer.save_model(str(run.path / "model"))  # every rank must call it; only the main one writes
@@ -346,6 +306,9 @@ def _finish(run: Run, trainer, live, main: bool) -> None:
             _record_adapter_base(run.path / "model", run.model, run.config)
     if not main:
         return
+    checkpoints = run.path / "checkpoints"
+    if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+        checkpoints.rmdir()  # Trainer makes the folder even when nothing was saved in it
     run.save()
     if live is not None:
         live.finish(run)

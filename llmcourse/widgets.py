@@ -123,7 +123,7 @@ class TrainingPanel:
         return config_from_widgets(self.controls, self.base)
 
     def num_steps(self) -> int:
-        from .train import count_steps
+        from .schedules import count_steps
 
         return count_steps(self.config(), self.train_rows)
 

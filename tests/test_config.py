@@ -84,9 +84,9 @@ def test_fast_preset_and_overrides():
 
 
 def test_run_name_comes_from_the_settings():
-    assert TrainConfig(learning_rate=2.5e-4).name == "full-lr2.5e-04-cosine"
-    assert TrainConfig(lora=True, lora_r=64, learning_rate=1e-3, lr_scheduler_type="linear").name == \
-        "lora-r64-lr1e-03-linear"
+    assert TrainConfig(learning_rate=2.5e-4).name == "full-lr2.5e-04-cosine-1ep"
+    assert TrainConfig(lora=True, lora_r=64, learning_rate=1e-3, lr_scheduler_type="linear", max_steps=30).name == \
+        "lora-r64-lr1e-03-linear-30steps"
     assert TrainConfig(run_name="mine").name == "mine"
 
 

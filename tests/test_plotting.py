@@ -8,7 +8,7 @@ from llmcourse import CourseError
 from llmcourse.config import TrainConfig
 from llmcourse.plotting import Comparison, LivePlot, compare_runs, plot_history, plot_schedule, smooth
 from llmcourse.runs import Run
-from llmcourse.train import lr_schedule
+from llmcourse.schedules import lr_schedule
 
 HISTORY = [{"step": 1, "epoch": 0.5, "tokens": 100, "learning_rate": 1e-4, "loss": 3.0},
            {"step": 2, "epoch": 1.0, "tokens": 210, "learning_rate": 1e-4, "loss": 2.0},

@@ -11,7 +11,8 @@ from llmcourse import CourseError, load_model
 from llmcourse.config import TrainConfig
 from llmcourse.runs import list_runs, load_run
 from llmcourse.sweeps import LABELS, label_runs, lr_range_test, lr_sweep
-from llmcourse.train import count_steps, lr_schedule, train
+from llmcourse.schedules import count_steps, lr_schedule
+from llmcourse.train import train
 
 ROWS = [{"prompt": f"What is the code of box {i}?", "completion": f"Box {i} has code {i * 7 % 10}{i % 3}."}
         for i in range(24)]
