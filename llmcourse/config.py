@@ -183,7 +183,7 @@ def add_config_arguments(parser) -> None:
     for f in dataclasses.fields(TrainConfig):
         kind, optional = _unwrap_optional(hints[f.name])
         flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
-        help_text = f.metadata["help"] + f" (default: {f.default})"
+        help_text = (f.metadata["help"] + f" (default: {f.default})").replace("%", "%%")  # argparse formats help with %
         if kind is bool:
             parser.add_argument(flags[0], action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
         else:
