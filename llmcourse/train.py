@@ -82,7 +82,7 @@ def prepare_model(config: TrainConfig, model=None, tokenizer=None):
     from .models import load_model
 
     if model is None:
-        model, tokenizer = load_model(config.model, device=config.device)
+        model, tokenizer = load_model(config.model, device=_load_device(config.device))
     if tokenizer is None:
         raise CourseError("train(model=...) also needs tokenizer=... (the one load_model returned with it).")
     if config.lora and not hasattr(model, "peft_config"):
@@ -172,6 +172,20 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def _fsdp() -> bool:
+    return os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+
+
+def _load_device(device: str) -> str:
+    """Where to load the model: as asked; under torchrun/accelerate each process takes its own GPU, and FSDP
+    loads on the CPU and shards from there (the point of FSDP is a model too big for one GPU)."""
+    if device != "auto" or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return device
+    if _fsdp() or not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+
+
 def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data=None, resume=False, callbacks=(),
           plot: bool | None = None, stop: threading.Event | None = None, estimate: bool = True, verbose: bool = True,
           lr_lambda=None) -> Run:
@@ -199,6 +213,8 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     model, tokenizer = prepare_model(config, model, tokenizer)
     data = prepare_data(config, tokenizer, data, verbose=verbose and main)
     device = next(model.parameters()).device
+    if _fsdp() and torch.cuda.is_available():
+        device = torch.device("cuda")  # still on the CPU here; FSDP moves the shards to the GPUs
     precision = resolve_precision(config.precision, device)
     run = Run(config=config, path=path, precision=precision, device=str(device), model=model, tokenizer=tokenizer,
               trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -214,7 +230,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
         data_collator=_collator(tokenizer), course_config=config, lr_lambda=lr_lambda,
         callbacks=[HistoryCallback(run), stopper, guard, *extra, *([live] if live else []), *callbacks])
     trainer.remove_callback(PrinterCallback)
-    if main and estimate and checkpoint is None:
+    if main and estimate and checkpoint is None and not _fsdp():  # under FSDP the whole model is still on the CPU
         from .cost import estimate_cost
 
         run.estimate = estimate_cost(trainer, config, precision, verbose=verbose).to_dict()
@@ -229,11 +245,11 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
                        "saved. Continue from the last checkpoint (if any) with resume=True.")
     except BaseException as e:
         run.status, run.message = "crashed", f"{type(e).__name__}: {e}"
-        _finish(run, trainer, live, main)
+        _finish(run, trainer, live, main, verbose)
         raise
     else:
         _set_outcome(run, trainer, stopper, guard)
-    _finish(run, trainer, live, main)
+    _finish(run, trainer, live, main, verbose)
     return run
 
 
@@ -290,7 +306,7 @@ def _record_adapter_base(folder: Path, model, config: TrainConfig) -> None:
     path.write_text(json.dumps(adapter, indent=2))
 
 
-def _finish(run: Run, trainer, live, main: bool) -> None:
+def _finish(run: Run, trainer, live, main: bool, verbose: bool) -> None:
     """Fill in the record from Trainer's state; on the main process save the model, history and plot."""
     from .callbacks import history_rows
 
@@ -315,5 +331,5 @@ def _finish(run: Run, trainer, live, main: bool) -> None:
     from .plotting import plot_history
 
     plot_history(run, save=run.path / "loss.png")
-    if run.message:
+    if run.message and verbose:
         print(run.message)

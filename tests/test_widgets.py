@@ -1,5 +1,6 @@
 """Widgets: they are a TrainConfig (exact round trip), the preview follows them, Train runs in the background, Stop stops."""
 import argparse
+import os
 import time
 
 import pytest
@@ -81,3 +82,45 @@ def test_a_bad_value_shows_in_the_panel_not_as_a_traceback():
     panel = TrainingPanel(TrainConfig.fast(), data=DATA)
     panel.controls["max_steps"].value = 0
     assert "max_steps" in panel.status.value
+
+
+def test_clicks_reach_a_real_kernel_while_the_panel_trains(tmp_path):
+    """The frontend's path: clicks arrive as comm messages while the kernel's training thread runs."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="llm", startup_timeout=120, cwd=str(tmp_path),
+                              env={**os.environ, "LLMCOURSE_RUNS": str(tmp_path / "runs")})
+
+    def run(code: str) -> str:
+        out = []
+
+        def keep(msg):  # stdout of this cell (the training thread may write warnings to stderr meanwhile)
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                out.append(msg["content"]["text"])
+
+        reply = kc.execute_interactive(code, timeout=300, output_hook=keep)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return "".join(out).strip().splitlines()[-1]
+
+    def click(button_id: str) -> None:  # exactly what the browser sends when a button is pressed
+        kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": button_id, "data": {
+            "method": "custom", "content": {"event": "click"}}}))
+
+    try:
+        ids = run(f"from llmcourse import TrainConfig, training_panel\nrows = {ROWS!r}\n"
+                  "panel = training_panel(TrainConfig.fast(max_steps=500, eval_steps=0), "
+                  "data={'train': rows[:20], 'validation': rows[20:]})\n"
+                  "print(panel.train_button.model_id, panel.stop_button.model_id)")
+        train_id, stop_id = ids.split()
+        click(train_id)
+        deadline = time.time() + 300
+        while int(run("print(panel.progress.value)") or 0) < 2:  # the kernel answers while it trains
+            assert time.time() < deadline, "training did not start"
+            time.sleep(0.5)
+        click(stop_id)
+        status = run("run = panel.wait(300)\nprint(run.status, run.history[-1]['step'])")
+        state, steps = status.split()
+        assert state == "stopped" and 2 <= int(steps) < 500
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
