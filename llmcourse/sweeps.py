@@ -2,7 +2,8 @@
 
 Labelling rule for a sweep run (train loss; L0 = its first logged loss, the same for every run because
 the weights and the first batch are the same; "end" = mean of the last 20% of its losses):
-  diverged   the divergence guard stopped it (NaN/inf or a loss explosion), or end > L0: worse than at the start
+  diverged   the divergence guard stopped it (NaN/inf or a loss explosion), or end > 1.5 x L0: far worse than at
+             the start
   unstable   it fell but jumped: some loss after the first step above 1.2 x L0, or end above 1.3 x its best
              smoothed loss (it went down, then back up)
   too slow   its drop (L0 - end) / L0 is under 5%, or under half the best drop among the stable runs
@@ -32,7 +33,7 @@ def label_runs(runs) -> list[str]:
     labels, drops = [], []
     for run in runs:
         losses = [v for _, v in run.losses()]
-        if not losses or run.status == "diverged" or not all(map(math.isfinite, losses)) or _end(losses) > losses[0]:
+        if not losses or run.status == "diverged" or not all(map(math.isfinite, losses)) or _end(losses) > 1.5 * losses[0]:
             labels.append("diverged")
             drops.append(None)
             continue

@@ -230,7 +230,9 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
         data_collator=_collator(tokenizer), course_config=config, lr_lambda=lr_lambda,
         callbacks=[HistoryCallback(run), stopper, guard, *extra, *([live] if live else []), *callbacks])
     trainer.remove_callback(PrinterCallback)
-    if main and estimate and checkpoint is None and not _fsdp():  # under FSDP the whole model is still on the CPU
+    if checkpoint is not None and (path / "run.json").is_file():
+        run.estimate = json.loads((path / "run.json").read_text()).get("estimate")  # measured when it started
+    elif main and estimate and not _fsdp():  # under FSDP the whole model is still on the CPU
         from .cost import estimate_cost
 
         run.estimate = estimate_cost(trainer, config, precision, verbose=verbose).to_dict()
