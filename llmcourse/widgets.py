@@ -6,6 +6,7 @@ from that thread.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -17,6 +18,8 @@ from .errors import CourseError
 from .plotting import LivePlot, figure_png, plot_schedule
 
 LAYOUT = {"width": "420px"}
+READY = "Set the hyperparameters, then press Train."
+ERROR_STYLE = "<span style='color:#b00'>"
 STYLE = {"description_width": "150px"}
 
 
@@ -98,7 +101,7 @@ class TrainingPanel:
         self.train_button = W.Button(description="Train", button_style="success", icon="play")
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="420px"))
-        self.status = W.HTML("Set the hyperparameters, then press Train.")
+        self.status = W.HTML(READY)
         self.stop_flag = threading.Event()
         self.thread: threading.Thread | None = None
         self.run = None
@@ -132,9 +135,11 @@ class TrainingPanel:
         try:
             cfg = self.config()
         except CourseError as e:
-            self.status.value = f"<span style='color:#b00'>{e}</span>"
+            self.status.value = f"{ERROR_STYLE}{e}</span>"
             return
         self.preview.value = figure_png(plot_schedule(cfg, self.num_steps()))
+        if self.status.value.startswith(ERROR_STYLE):  # the value that was wrong has been corrected
+            self.status.value = READY
 
     def start(self) -> None:
         """Train with the current values in a background thread (what the Train button does)."""
@@ -167,7 +172,7 @@ class TrainingPanel:
             show(figure_png(r.plot()))
         except Exception as e:  # shown in the panel: a thread has nowhere else to report
             self.error = e
-            self.status.value = f"<span style='color:#b00'>{type(e).__name__}: {e}</span>"
+            self.status.value = f"{ERROR_STYLE}{type(e).__name__}: {e}</span>"
         finally:
             self.train_button.disabled, self.stop_button.disabled = False, True
 
@@ -187,7 +192,7 @@ class TrainingPanel:
             self.run = train(self.config(), data=self.data, stop=self.stop_flag)
         return self.run
 
-    @property
+    @functools.cached_property
     def widget(self) -> W.Widget:
         c = self.controls
         left = W.VBox([c[n] for n in FIELDS] + [W.HBox([self.train_button, self.stop_button]), self.progress,

@@ -82,6 +82,8 @@ def test_a_bad_value_shows_in_the_panel_not_as_a_traceback():
     panel = TrainingPanel(TrainConfig.fast(), data=DATA)
     panel.controls["max_steps"].value = 0
     assert "max_steps" in panel.status.value
+    panel.controls["max_steps"].value = 4
+    assert panel.status.value == "Set the hyperparameters, then press Train."
 
 
 def test_clicks_reach_a_real_kernel_while_the_panel_trains(tmp_path):
