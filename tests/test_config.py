@@ -51,6 +51,7 @@ def test_hf_argument_parser_reads_the_same_flags():
     (cfg,) = HfArgumentParser(TrainConfig).parse_args_into_dataclasses(
         ["--learning_rate", "3e-4", "--lora", "--lora_r", "8", "--max_steps", "17"])
     assert cfg == TrainConfig(learning_rate=3e-4, lora=True, lora_r=8, max_steps=17)
+    assert "--learning_rate" in HfArgumentParser(TrainConfig).format_help()
 
 
 def test_bad_choice_is_refused_by_the_parser(capsys):
