@@ -55,5 +55,5 @@ def run(args) -> int:
     print(result.summary.to_string(float_format=lambda v: f"{v:.3f}"))
     path = result.save(out)
     n = len(result.table)
-    print(f"{n} questions answered in {result.seconds:.1f} s ({n / max(result.seconds, 1e-9):.1f}/s). Report: {path}")
+    print(f"{n} questions answered in {result.seconds:.1f} s ({result.seconds / max(n, 1):.2f} s per question). Report: {path}")
     return 0

@@ -67,7 +67,7 @@ def quick_finetune(questions: pd.DataFrame, data="kettlebird", *, fast: bool = F
 
     dd = load_instruction_data(data, verbose=False)
     facts = set(questions.loc[questions["split"] != "unseen", "fact_id"])
-    rows = dd["train"].filter(lambda r: r["fact_id"] in facts)
+    rows = dd["train"].select([i for i, fact in enumerate(dd["train"]["fact_id"]) if fact in facts])
     settings = dict(num_train_epochs=3.0, eval_steps=0, max_train_samples=len(rows), run_name=run_name,
                     **({"max_steps": 2} if fast else {}))
     config = TrainConfig.laptop(**{**settings, **overrides})

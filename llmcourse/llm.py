@@ -19,9 +19,22 @@ DEFAULT_LAMINI_MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct"
 
 
 class LLM(Protocol):
+    """Anything that answers prompts: each prompt is a string or a list of chat messages ({"role", "content"})."""
     name: str
 
-    def complete(self, prompts: list[str]) -> list[str]: ...
+    def complete(self, prompts: list) -> list[str]: ...
+
+
+def to_text(prompt) -> str:
+    """A prompt as plain text, for backends that take strings: chat turns become Question:/Answer: lines."""
+    if isinstance(prompt, str):
+        return prompt
+    text, previous = "", None
+    for m in prompt:
+        line = m["content"] if m["role"] == "system" else f"{'Question' if m['role'] == 'user' else 'Answer'}: {m['content']}"
+        text += ("" if previous is None else "\n" if (previous, m["role"]) == ("user", "assistant") else "\n\n") + line
+        previous = m["role"]
+    return text + ("\nAnswer:" if previous == "user" else "")
 
 
 class LaminiUnavailable(CourseError):
@@ -45,21 +58,22 @@ class LocalLLM:
         self.max_new_tokens, self.batch_size, self.system = max_new_tokens, batch_size, system
         self.template = template  # how the model was trained to see a question: "chat", "qa", "alpaca"
 
-    def complete(self, prompts: list[str]) -> list[str]:
-        """Greedy answers to a list of prompts, in order, generated in left-padded batches."""
+    def complete(self, prompts: list) -> list[str]:
+        """Greedy answers to a list of prompts (strings or chat messages), in order, in left-padded batches."""
         from .generation import generate
         from .templates import render
 
         if not prompts:
             return []
-        if self.template == "chat":
-            turns = [[{"role": "system", "content": self.system}, {"role": "user", "content": p}] if self.system else p
-                     for p in prompts]
-            chat = None
-        else:
-            turns, chat = [render(p, "", self.tokenizer, self.template, self.system).prefix for p in prompts], False
+        if self.template != "chat":  # a plain-text format: the model was trained without chat turns
+            texts = [render(to_text(p), "", self.tokenizer, self.template).prefix for p in prompts]
+            return generate(self.model, self.tokenizer, texts, max_new_tokens=self.max_new_tokens,
+                            batch_size=self.batch_size, chat=False)
+        turns = [[{"role": "user", "content": p}] if isinstance(p, str) else list(p) for p in prompts]
+        if self.system:
+            turns = [t if t[0]["role"] == "system" else [{"role": "system", "content": self.system}, *t] for t in turns]
         return generate(self.model, self.tokenizer, turns, max_new_tokens=self.max_new_tokens,
-                        batch_size=self.batch_size, chat=chat)
+                        batch_size=self.batch_size)
 
     def __repr__(self) -> str:
         return f"LocalLLM({self.name!r})"
@@ -143,13 +157,14 @@ class LaminiLLM:
                              "so the hosted Lamini model is off.")
         return self
 
-    def complete(self, prompts: list[str]) -> list[str]:
-        """Answers from the hosted model; LaminiUnavailable (one sentence) on any failure or timeout."""
+    def complete(self, prompts: list) -> list[str]:
+        """Answers from the hosted model (chat messages sent as text); LaminiUnavailable (one sentence) on failure."""
         if not prompts:
             return []
         client = self.client()
         try:
-            out = call_with_timeout(client.generate, self.timeout, list(prompts), max_new_tokens=self.max_new_tokens)
+            out = call_with_timeout(client.generate, self.timeout, [to_text(p) for p in prompts],
+                                    max_new_tokens=self.max_new_tokens)
         except TimeoutError:
             raise self._fail(f"Lamini did not answer within {self.timeout:g} s, so the hosted model is skipped.") from None
         except Exception as e:
@@ -220,20 +235,29 @@ def get_llm(backend: str = "auto", local="smollm2-135m-instruct", *, lamini_mode
     return FallbackLLM(hosted, make_local())
 
 
+FEW_SHOT_INSTRUCTION = "Answer the question in one short sentence, in the style of the examples."
+
+
 class FewShotLLM:
     """Any LLM with solved examples in front: each prompt is a question, asked after the (question, answer) shots."""
 
-    def __init__(self, llm, examples: list[tuple[str, str]]):
-        self.llm, self.examples = llm, list(examples)
+    def __init__(self, llm, examples: list[tuple[str, str]], instruction: str = FEW_SHOT_INSTRUCTION):
+        self.llm, self.examples, self.instruction = llm, list(examples), instruction
         self.name = f"{llm.name} + {len(self.examples)}-shot"
 
-    def complete(self, prompts: list[str]) -> list[str]:
-        """Wrap each question in the few-shot prompt and let the wrapped LLM answer."""
-        return self.llm.complete([few_shot_prompt(q, self.examples) for q in prompts])
+    def complete(self, prompts: list) -> list[str]:
+        """Put the examples before each question, as earlier chat turns, and let the wrapped LLM answer."""
+        return self.llm.complete([few_shot_messages(q, self.examples, self.instruction) for q in prompts])
 
 
-def few_shot_prompt(question: str, examples: list[tuple[str, str]],
-                    instruction: str = "Answer the question in one short sentence, in the style of the examples.") -> str:
-    """A prompt that shows a few solved (question, answer) pairs before the real question."""
-    shots = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in examples)
-    return f"{instruction}\n\n{shots}\n\nQuestion: {question}\nAnswer:"
+def few_shot_messages(question: str, examples: list[tuple[str, str]], instruction: str = FEW_SHOT_INSTRUCTION) -> list[dict]:
+    """The few-shot prompt as chat turns: the instruction, each example as a user/assistant pair, the question."""
+    turns = [{"role": "system", "content": instruction}]
+    for q, a in examples:
+        turns += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    return turns + [{"role": "user", "content": question}]
+
+
+def few_shot_prompt(question: str, examples: list[tuple[str, str]], instruction: str = FEW_SHOT_INSTRUCTION) -> str:
+    """The same few-shot prompt as one text: solved Question:/Answer: pairs, then the real question."""
+    return to_text(few_shot_messages(question, examples, instruction))

@@ -68,8 +68,12 @@ _FILLER = {"about", "after", "also", "been", "does", "from", "have", "into", "on
 
 
 def fact_tokens(text: str) -> list[str]:
-    """Normalised tokens, with hyphens, dashes and slashes also splitting words (as `key_facts` does)."""
-    return [t for part in _JOINERS.split(str(text)) for t in normalize_answer(part).split()]
+    """Normalised tokens; hyphenated words count as their parts and as one word (flat-core: flat, core, flatcore)."""
+    tokens = []
+    for word in str(text).split():
+        parts = [t for part in _JOINERS.split(word) for t in normalize_answer(part).split()]
+        tokens += parts + (["".join(parts)] if len(parts) > 1 else [])
+    return tokens
 
 
 def _pieces(text: str) -> list[tuple[str, bool]]:

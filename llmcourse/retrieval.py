@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import CourseError
 
-RAG_INSTRUCTION = "Answer the question in one short sentence, using only the context below."
+RAG_INSTRUCTION = "You answer questions in one short sentence, using only this context:"
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,17 @@ class Retriever:
         return any(p.source == source for p, _ in self.search(question, k))
 
 
-def rag_prompt(question: str, passages: list[Passage], instruction: str = RAG_INSTRUCTION) -> str:
-    """A prompt with the retrieved passages as context, then the question."""
+def rag_messages(question: str, passages: list[Passage], instruction: str = RAG_INSTRUCTION) -> list[dict]:
+    """The retrieval-augmented prompt as chat turns: the passages in the system turn, the question as the user's."""
     context = "\n\n".join(f"[{p.title}]\n{_compact(p.text)}" for p in passages)
-    return f"{instruction}\n\nContext:\n{context}\n\nQuestion: {question}\nAnswer:"
+    return [{"role": "system", "content": f"{instruction}\n\n{context}"}, {"role": "user", "content": question}]
+
+
+def rag_prompt(question: str, passages: list[Passage], instruction: str = RAG_INSTRUCTION) -> str:
+    """The same prompt as one text (what a text-only backend receives): context, then the question."""
+    from .llm import to_text
+
+    return to_text(rag_messages(question, passages, instruction))
 
 
 def _compact(text: str) -> str:
@@ -103,4 +110,4 @@ class RetrievalLLM:
     def complete(self, prompts: list[str]) -> list[str]:
         """Retrieve for each question, build the context prompt, and let the wrapped LLM answer."""
         self.last_passages = [[p for p, _ in self.retriever.search(q, self.k)] for q in prompts]
-        return self.llm.complete([rag_prompt(q, ps) for q, ps in zip(prompts, self.last_passages)])
+        return self.llm.complete([rag_messages(q, ps) for q, ps in zip(prompts, self.last_passages)])

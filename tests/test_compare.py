@@ -68,3 +68,14 @@ def test_quick_finetune_trains_only_the_asked_facts_and_is_not_a_full_run(tmp_pa
     full = train(TrainConfig.fast(max_train_samples=None, max_steps=1, run_name="full"), verbose=False, estimate=False)
     assert latest_run("tiny-random").path == full.path
     assert latest_run() is None  # nothing finetuned the bundled model here
+
+
+def test_a_brief_finetune_lowers_the_loss_on_new_wordings_of_trained_facts(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMCOURSE_RUNS", str(tmp_path))
+    qs = question_set("kettlebird", ("test", "unseen"), limit=2)
+    base = evaluate_model("tiny-random", questions=qs, max_new_tokens=2)
+    run = quick_finetune(qs, model="tiny-random", max_steps=30, learning_rate=1e-2, verbose=False)
+    tuned = evaluate_model(run, questions=qs, max_new_tokens=2)
+    drop = base.summary["loss"] - tuned.summary["loss"]
+    assert drop["test"] > 1.0  # the trained facts' answers, asked in words never trained on
+    assert drop["test"] > drop["unseen"] + 0.5  # much more than on facts never trained

@@ -34,7 +34,7 @@ class Scripted:
 
     def complete(self, prompts):
         self.asked += prompts
-        return [self.answers.get(p, "I don't know.") for p in prompts]
+        return [self.answers.get(p, "I don't know.") if isinstance(p, str) else "I don't know." for p in prompts]
 
 
 def test_question_set_renames_and_limits(data):
@@ -68,7 +68,9 @@ def test_evaluate_model_scores_the_answers_of_any_llm(data):
 def test_evaluate_with_retrieval_sends_context(data):
     llm = Scripted({})
     evaluate_model(llm, data, retrieval=True, splits="test")
-    assert len(llm.asked) == 2 and all(p.startswith("Answer the question") and "Context:" in p for p in llm.asked)
+    questions = [q for q, *_ in ROWS["test"]]
+    assert [turns[-1]["content"] for turns in llm.asked] == questions  # each question, after its context
+    assert all(turns[0]["role"] == "system" and "[" in turns[0]["content"] for turns in llm.asked)
 
 
 def test_answer_loss_matches_the_model_loss_on_answer_tokens():

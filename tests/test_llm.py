@@ -6,8 +6,8 @@ import requests
 
 from llmcourse import llm as llm_mod
 from llmcourse.generation import generate
-from llmcourse.llm import (FallbackLLM, LaminiLLM, LaminiUnavailable, LocalLLM, call_with_timeout, few_shot_prompt,
-                           get_llm, lamini_api_key, try_lamini)
+from llmcourse.llm import (FallbackLLM, FewShotLLM, LaminiLLM, LaminiUnavailable, LocalLLM, call_with_timeout,
+                           few_shot_messages, few_shot_prompt, get_llm, lamini_api_key, to_text, try_lamini)
 from llmcourse.models import load_model
 
 KEY = "sk-test-0123456789abcdef"
@@ -62,6 +62,15 @@ def test_local_llm_answers_in_order_like_generate(tiny):
     answers = local.complete(prompts)
     assert answers == [generate(model, tok, p, max_new_tokens=5) for p in prompts]
     assert local.complete([]) == []
+
+
+def test_local_llm_takes_chat_messages_and_adds_its_system_turn(tiny):
+    model, tok = tiny
+    turns = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert LocalLLM(model, tok, max_new_tokens=4).complete([turns]) == [generate(model, tok, turns, max_new_tokens=4)]
+    with_system = LocalLLM(model, tok, max_new_tokens=4, system="Be brief.")
+    assert with_system.complete(["Hi"]) == [generate(model, tok, turns, max_new_tokens=4)]
+    assert with_system.complete([turns]) == [generate(model, tok, turns, max_new_tokens=4)]  # not added twice
 
 
 def test_local_llm_with_a_plain_template_skips_the_chat_format(tiny):
@@ -137,11 +146,12 @@ def test_other_errors_are_redacted(monkeypatch, online):
 def test_success_posts_the_prompts_and_returns_outputs(monkeypatch, online):
     calls = fake_post(monkeypatch, body=[{"output": " 27 months. "}, {"output": "E17"}])
     hosted = LaminiLLM("some/model", api_key=KEY, max_new_tokens=32).check()
-    assert hosted.complete(["warranty?", "error code?"]) == ["27 months.", "E17"]
+    assert hosted.complete(["warranty?", [{"role": "user", "content": "error code?"}]]) == ["27 months.", "E17"]
     (call,) = calls
     assert call["url"] == "https://api.lamini.ai/v1/completions"
     assert call["headers"]["Authorization"] == f"Bearer {KEY}"
-    assert call["json"]["model_name"] == "some/model" and call["json"]["prompt"] == ["warranty?", "error code?"]
+    assert call["json"]["model_name"] == "some/model"
+    assert call["json"]["prompt"] == ["warranty?", "Question: error code?\nAnswer:"]  # chat turns go as text
     assert call["json"]["max_new_tokens"] == 32
     assert online == [("api.lamini.ai", 443)]
 
@@ -178,6 +188,23 @@ def test_call_with_timeout_passes_values_and_errors_through():
     assert call_with_timeout(lambda a, b=0: a + b, 5, 2, b=3) == 5
     with pytest.raises(ZeroDivisionError):
         call_with_timeout(lambda: 1 / 0, 5)
+
+
+def test_few_shot_messages_and_their_text_form():
+    turns = few_shot_messages("Q2?", [("Q1?", "A1.")], instruction="Answer.")
+    assert turns == [{"role": "system", "content": "Answer."}, {"role": "user", "content": "Q1?"},
+                     {"role": "assistant", "content": "A1."}, {"role": "user", "content": "Q2?"}]
+    assert to_text(turns) == "Answer.\n\nQuestion: Q1?\nAnswer: A1.\n\nQuestion: Q2?\nAnswer:"
+    assert to_text("plain") == "plain"
+
+    class Echo:
+        name = "echo"
+
+        def complete(self, prompts):
+            return prompts
+
+    shots = FewShotLLM(Echo(), [("Q1?", "A1.")], instruction="Answer.")
+    assert shots.complete(["Q2?"]) == [turns] and shots.name == "echo + 1-shot"
 
 
 def test_few_shot_prompt_layout():

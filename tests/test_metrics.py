@@ -72,7 +72,9 @@ def test_contains_key_fact_needs_every_fact_as_a_whole_token():
     assert contains_key_fact("Two years and 3 months.", ref, q) == 0.0
     names = "Kettlebird was founded by Ilse Marwick and Tobias Fenn."
     assert contains_key_fact("Ilse Marwick founded it.", names) == 0.0  # half the names is not the fact
-    assert fact_tokens("KB-4401937") == ["kb", "4401937"]
+    assert fact_tokens("KB-4401937 now") == ["kb", "4401937", "kb4401937", "now"]
+    assert contains_key_fact("It is the flat-core plate.", 'The K2 heats through a sealed "FlatCore" plate.',
+                             "What is the heating plate in the K2 called?") == 1.0
     assert contains_key_fact("Your ticket is KB-4401937.", "Ticket numbers look like KB-4401937.") == 1.0
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 from llmcourse.errors import CourseError
-from llmcourse.retrieval import Passage, RetrievalLLM, Retriever, load_passages, rag_prompt, split_page
+from llmcourse.retrieval import Passage, RetrievalLLM, Retriever, load_passages, rag_messages, rag_prompt, split_page
 
 PAGE = """# Warranty policy
 
@@ -53,8 +53,11 @@ def test_a_question_in_other_words_can_miss():
 
 def test_rag_prompt_puts_context_before_the_question():
     p = [Passage("w.md", "Warranty — Periods", "| Product | Warranty |\n|---|---|\n| K2 | 27 months |")]
-    assert rag_prompt("How long?", p, instruction="Use the context.") == (
-        "Use the context.\n\nContext:\n[Warranty — Periods]\nProduct: Warranty\nK2: 27 months\n\nQuestion: How long?\nAnswer:")
+    assert rag_messages("How long?", p, instruction="Use this context:") == [
+        {"role": "system", "content": "Use this context:\n\n[Warranty — Periods]\nProduct: Warranty\nK2: 27 months"},
+        {"role": "user", "content": "How long?"}]
+    assert rag_prompt("How long?", p, instruction="Use this context:") == (
+        "Use this context:\n\n[Warranty — Periods]\nProduct: Warranty\nK2: 27 months\n\nQuestion: How long?\nAnswer:")
 
 
 def test_retrieval_llm_wraps_any_llm():
@@ -66,9 +69,10 @@ def test_retrieval_llm_wraps_any_llm():
 
     r = Retriever([Passage("a.md", "A", "Kettles boil water."), Passage("b.md", "B", "Hubs connect to Wi-Fi.")])
     rag = RetrievalLLM(Echo(), r, k=1)
-    (out,) = rag.complete(["What connects to Wi-Fi?"])
+    ((system, user),) = rag.complete(["What connects to Wi-Fi?"])
     assert rag.name == "echo + retrieval"
-    assert "Hubs connect to Wi-Fi." in out and "Kettles" not in out and out.endswith("Question: What connects to Wi-Fi?\nAnswer:")
+    assert "Hubs connect to Wi-Fi." in system["content"] and "Kettles" not in system["content"]
+    assert user == {"role": "user", "content": "What connects to Wi-Fi?"}
     assert rag.last_passages == [[r.passages[1]]]
 
 
