@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
+import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -38,6 +42,48 @@ def bf16_speedup(device: str = "cpu") -> float:
     fp32 = matmul_gflops(torch.float32, n=512, min_seconds=0.2, device=device)
     bf16 = matmul_gflops(torch.bfloat16, n=512, min_seconds=0.2, device=device)
     return bf16 / fp32
+
+
+BF16_MIN_SPEEDUP = 1.2  # below this, bf16 autocast costs more in conversions than its matmuls save
+
+
+def _machine_key(device: str) -> str:
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(torch.device(device))
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                        if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+    return f"{device} | {name} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+
+
+def prefers_bf16(device: str = "cpu", cache_file: Path | None = None) -> bool:
+    """True when bf16 matmuls ran at least BF16_MIN_SPEEDUP x faster than fp32 on this machine.
+
+    Measured once per machine (bf16_speedup, ~1 s) and remembered in <cache_dir>/hardware.json, keyed by the
+    processor, torch version and thread count; delete that file to measure again.
+    """
+    from .models import cache_dir
+
+    cache_file = cache_file or cache_dir() / "hardware.json"
+    key = _machine_key(device)
+    try:
+        known = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = round(bf16_speedup(device), 3)
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, indent=1))
+            tmp.replace(cache_file)
+        except OSError:
+            pass  # a read-only cache only means measuring again next time
+    return known[key] >= BF16_MIN_SPEEDUP
 
 
 def cpu_summary() -> str:

@@ -1,4 +1,7 @@
-"""hardware: the matmul probe returns sane positive numbers and the bf16 ratio is cached."""
+"""hardware: the matmul probe returns sane positive numbers, the bf16 ratio is cached, auto precision follows it."""
+import json
+
+import pytest
 import torch
 
 from llmcourse import hardware
@@ -22,3 +25,50 @@ def test_cpu_summary_names_instruction_set_and_threads():
     isa, threads = s.split(", ")
     assert isa == torch.backends.cpu.get_cpu_capability()
     assert threads == f"{torch.get_num_threads()} threads"
+
+
+def test_prefers_bf16_measures_once_per_machine_and_remembers_it(tmp_path, monkeypatch):
+    cache = tmp_path / "hardware.json"
+    calls = []
+    monkeypatch.setattr(hardware, "bf16_speedup", lambda device: calls.append(device) or 0.08)
+    assert hardware.prefers_bf16("cpu", cache_file=cache) is False
+    saved = json.loads(cache.read_text())
+    assert list(saved.values()) == [0.08] and calls == ["cpu"]
+    (key,) = saved
+    assert key.startswith("cpu | ") and f"torch {torch.__version__}" in key
+    assert hardware.prefers_bf16("cpu", cache_file=cache) is False and calls == ["cpu"]  # read back, not measured
+
+
+@pytest.mark.parametrize("speedup, chosen", [(1.19, False), (1.2, True), (3.9, True)])
+def test_prefers_bf16_needs_a_measured_speedup_of_at_least_1_2(tmp_path, monkeypatch, speedup, chosen):
+    monkeypatch.setattr(hardware, "bf16_speedup", lambda device: speedup)
+    assert hardware.prefers_bf16("cpu", cache_file=tmp_path / "h.json") is chosen
+
+
+def test_auto_precision_on_this_cpu_follows_the_measurement(tmp_path, monkeypatch):
+    from llmcourse.train import resolve_precision
+
+    monkeypatch.setenv("LLMCOURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(hardware, "bf16_speedup", lambda device: 0.1)
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(hardware, "bf16_speedup", lambda device: 2.5)
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"  # remembered for this machine
+    (tmp_path / "hardware.json").unlink()
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+def test_torchrun_processes_share_the_cores(monkeypatch):
+    from llmcourse.train import set_threads_for_this_process
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    try:
+        assert set_threads_for_this_process() == 4
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice wins
+        torch.set_num_threads(3)
+        assert set_threads_for_this_process() == 3
+    finally:
+        torch.set_num_threads(before)
