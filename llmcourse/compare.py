@@ -42,13 +42,14 @@ def plot_comparison(table: pd.DataFrame, metric: str = "key_fact", ax=None):
 
 
 def latest_run(base: str = BUNDLED, data: str = "kettlebird"):
-    """The newest finished run that finetuned `base` on all of `data` and saved its model (e.g. notebook 03's), or None."""
+    """The newest finished run that finetuned `base` on all of `data` for at least one epoch and saved its model
+    (notebook 03's main run), or None. Short runs cut by max_steps (the panel's, sweeps, demos) do not count."""
     from .runs import list_runs
 
     for run in reversed(list_runs()):
         c = run.config
         if (run.status == "finished" and c.model == base and c.data == data and c.max_train_samples is None
-                and (run.path / "model").is_dir()):
+                and c.max_steps <= 0 and c.num_train_epochs >= 1 and (run.path / "model").is_dir()):
             return run
     return None
 

@@ -65,7 +65,10 @@ def test_quick_finetune_trains_only_the_asked_facts_and_is_not_a_full_run(tmp_pa
     expected = sum(f in facts for f in train_rows["fact_id"])  # 3 paraphrases per fact, less any kept for validation
     assert run.config.max_train_samples == expected and 4 <= expected <= 6
     assert latest_run("tiny-random") is None  # a subset run is not "the finetuned model"
-    full = train(TrainConfig.fast(max_train_samples=None, max_steps=1, run_name="full"), verbose=False, estimate=False)
+    train(TrainConfig.fast(max_train_samples=None, max_steps=1, run_name="demo"), verbose=False, estimate=False)
+    assert latest_run("tiny-random") is None  # a few steps are a demo, not "the finetuned model"
+    full = train(TrainConfig.fast(max_train_samples=None, max_steps=-1, per_device_train_batch_size=64,
+                                  eval_steps=0, run_name="full"), verbose=False, estimate=False)
     assert latest_run("tiny-random").path == full.path
     assert latest_run() is None  # nothing finetuned the bundled model here
 
