@@ -36,7 +36,8 @@ def test_same_loss_and_gradients_as_the_full_forward(lora, packed, num_items):
 
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, target_modules="all-linear"))
     assert can_skip_unlabelled_logits(model)
-    batch = _batch(tokenizer, packed)
+    device = next(model.parameters()).device  # load_model puts it on a GPU where there is one
+    batch = {k: v.to(device) for k, v in _batch(tokenizer, packed).items()}
     extra = {} if num_items is None else {"num_items_in_batch": torch.tensor(num_items)}
 
     reference = model(**batch, **extra).loss
