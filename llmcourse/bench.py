@@ -56,16 +56,10 @@ def machine() -> dict:
     """What the numbers depend on: processor, cores, instruction set, threads, library versions."""
     import torch
 
-    from .hardware import cpu_summary
+    from .hardware import cpu_name, cpu_summary
 
-    name = platform.processor() or platform.machine()
-    try:
-        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     versions = {p: _version(p) for p in ("torch", "transformers", "peft", "trl")}
-    return {"cpu": name, "cores": os.cpu_count(), "isa_threads": cpu_summary(), "platform": platform.platform(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "isa_threads": cpu_summary(), "platform": platform.platform(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "versions": versions}
 
 

@@ -47,16 +47,17 @@ def bf16_speedup(device: str = "cpu") -> float:
 BF16_MIN_SPEEDUP = 1.2  # below this, bf16 autocast costs more in conversions than its matmuls save
 
 
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux), e.g. 'AMD EPYC 7B13'."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def _machine_key(device: str) -> str:
-    if device.startswith("cuda"):
-        name = torch.cuda.get_device_name(torch.device(device))
-    else:
-        name = platform.processor() or platform.machine()
-        try:
-            name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                        if line.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
+    name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else cpu_name()
     return f"{device} | {name} | torch {torch.__version__} | {torch.get_num_threads()} threads"
 
 

@@ -106,7 +106,8 @@ def labelled_token_loss(model, inputs: dict, num_items_in_batch=None) -> torch.T
 
     With answer-only masking most positions are prompt (label -100), yet a plain forward projects every one
     of them onto the ~49k-token vocabulary and takes a softmax there. Skipping them gives the same loss and
-    gradients (tests check both) for about a fifth less time per step on the bundled model.
+    gradients (tests check both) and less memory for logits; on the bundled model on a CPU the step is only
+    about 2% faster, because the 30 decoder layers' matrix products dominate.
     """
     base = _base_model(model)
     hidden = base.get_decoder()(**{k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids")
