@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 
 from .runs import HISTORY_COLUMNS, Run
 
-SNAPSHOT_LIMIT = 300_000_000  # trainable parameters up to which the guard keeps in-memory copies (2 x 1.2 GB)
+SNAPSHOT_LIMIT = 300_000_000  # trainable parameters up to which the guard keeps an in-memory copy (1.2 GB)
 
 
 def history_rows(log_history: list[dict]) -> list[dict]:
@@ -121,24 +121,29 @@ def stop_on_interrupt(flag: threading.Event):
 class DivergenceGuard(TrainerCallback):
     """Stops a run whose loss is NaN/inf or above `factor` x its early minimum, and puts back the last good weights.
 
-    The loss logged at step t was computed with the weights from before update t. So when it is bad, the last
-    weights known to be good are those of the step before: the guard keeps that copy (trainable parameters only).
+    The loss of step t is computed with the weights from before update t, and it is known before that update
+    is applied (Trainer calls on_pre_optimizer_step in between). So the guard checks it there: a good loss
+    proves the current weights good and they become the one kept copy (trainable parameters only); a bad one
+    means the weights went bad in the previous update, and the copy (from before it) is put back after this
+    step's update. One copy, not two: for full finetuning that is the model's size in memory saved.
+    `step_loss` returns the step's loss as Trainer will log it (summed over gradient accumulation, averaged
+    over processes); train() passes CourseTrainer.step_loss.
     """
 
-    def __init__(self, factor: float, window: int = 10):
-        self.factor, self.window = factor, window
+    def __init__(self, factor: float, window: int = 10, step_loss=None):
+        self.factor, self.window, self.step_loss = factor, window, step_loss
         self.early: list[float] = []
         self.tripped: dict | None = None
-        self.params = self.good = self.pending = None
+        self.params = self.good = None
+        self.good_step = None
+        self.restore = False
 
     def on_train_begin(self, args, state, control, model=None, **kw):
         params = [p for p in model.parameters() if p.requires_grad]
-        if sum(p.numel() for p in params) <= SNAPSHOT_LIMIT:
+        if self.step_loss is not None and sum(p.numel() for p in params) <= SNAPSHOT_LIMIT:
             self.params = params
-            self.pending = [p.detach().clone() for p in params]
-            self.good = [torch.empty_like(p) for p in params]
-            self.good_step = None
-            self.pending_step = state.global_step
+            self.good = [p.detach().clone() for p in params]  # the starting weights: good by definition
+            self.good_step = state.global_step
 
     def is_bad(self, loss: float) -> bool:
         if not math.isfinite(loss):
@@ -147,31 +152,48 @@ class DivergenceGuard(TrainerCallback):
             self.early.append(loss)
         return bool(self.factor) and len(self.early) > 1 and loss > self.factor * min(self.early)
 
-    def on_log(self, args, state, control, logs=None, **kw):
-        if not logs or self.tripped:
+    def on_pre_optimizer_step(self, args, state, control, **kw):
+        if self.tripped or self.step_loss is None:
             return
-        if "eval_loss" in logs and not math.isfinite(logs["eval_loss"]):
-            return self._trip(state, control, logs["eval_loss"], "validation loss")
-        if "loss" not in logs:
-            return
-        loss = logs["loss"]
+        loss = self.step_loss()
         if self.is_bad(loss):
-            return self._trip(state, control, loss, "training loss")
-        if self.params is not None:  # the weights before this step were good: keep them, snapshot the new ones
-            self.good, self.pending = self.pending, self.good
-            self.good_step, self.pending_step = self.pending_step, state.global_step
+            self.tripped = {"step": state.global_step + 1, "loss": loss, "what": "training loss",
+                            "restored_step": self.good_step if self.params is not None else None}
+            self.restore = self.params is not None
+        elif self.params is not None:  # the weights that gave this good loss are good: they become the copy
             with torch.no_grad():
-                for copy, p in zip(self.pending, self.params):
+                for copy, p in zip(self.good, self.params):
                     copy.copy_(p)
+            self.good_step = state.global_step
 
-    def _trip(self, state, control, loss, what):
-        restored = None
-        if self.params is not None and self.good_step is not None:
+    def on_optimizer_step(self, args, state, control, **kw):
+        if self.restore:  # this step's update ran on the bad weights; replace its result with the good copy
             with torch.no_grad():
                 for p, copy in zip(self.params, self.good):
                     p.copy_(copy)
-            restored = self.good_step
-        self.tripped = {"step": state.global_step, "loss": loss, "what": what, "restored_step": restored}
+            self.restore = False
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.tripped:
+            return self._stop(control)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if self.tripped:
+            return self._stop(control)
+        if logs and "eval_loss" in logs and not math.isfinite(logs["eval_loss"]):
+            # evaluated after update t, on weights whose training loss is not known yet: the copy is from before
+            restored = None
+            if self.params is not None:
+                with torch.no_grad():
+                    for p, copy in zip(self.params, self.good):
+                        p.copy_(copy)
+                restored = self.good_step
+            self.tripped = {"step": state.global_step, "loss": logs["eval_loss"], "what": "validation loss",
+                            "restored_step": restored}
+            return self._stop(control)
+
+    @staticmethod
+    def _stop(control):
         control.should_training_stop = True
-        control.should_save = control.should_evaluate = False  # never checkpoint blown-up weights
+        control.should_save = control.should_evaluate = False  # never checkpoint or evaluate blown-up weights
         return control

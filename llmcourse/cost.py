@@ -72,10 +72,10 @@ def _free_memory_gb(device: torch.device) -> float:
     return psutil.virtual_memory().available / 1e9
 
 
-def _time_one_pass(model, batch, device, precision) -> float:
+def _time_one_pass(trainer, model, batch, device, precision) -> float:
     start = time.perf_counter()
     with _autocast(device, precision):
-        loss = model(**batch).loss
+        loss = trainer.compute_loss(model, batch)  # the training's own loss path (logits only where labelled)
     loss.backward()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -110,8 +110,8 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
         base = torch.cuda.memory_allocated(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # leave the run's RNG untouched
         model.train()
-        _time_one_pass(model, batch, device, precision)
-        seconds = _time_one_pass(model, batch, device, precision)
+        _time_one_pass(trainer, model, batch, device, precision)
+        seconds = _time_one_pass(trainer, model, batch, device, precision)
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     activations = ((torch.cuda.max_memory_allocated(device) - base) if device.type == "cuda"

@@ -77,6 +77,13 @@ def _trainer_class():
                 return (loss, {"loss": loss}) if return_outputs else loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
+        def step_loss(self) -> float:
+            """This step's training loss before the optimizer applies it, as Trainer will log it (logging_steps=1:
+            the running sum holds this step's micro-batches only; averaged over processes under DDP)."""
+            from transformers.trainer_pt_utils import nested_gather
+
+            return nested_gather(self._tr_loss, self.args.parallel_mode).mean().item()
+
         def create_scheduler(self, num_training_steps, optimizer=None):
             if self.lr_scheduler is None:
                 self.lr_scheduler = make_scheduler(self.course_config, optimizer or self.optimizer,
@@ -275,6 +282,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
         data_collator=_collator(tokenizer), course_config=config, lr_lambda=lr_lambda,
         callbacks=[HistoryCallback(run), stopper, guard, *extra, *([live] if live else []), *callbacks])
     trainer.remove_callback(PrinterCallback)
+    guard.step_loss = trainer.step_loss
     if checkpoint is not None and (path / "run.json").is_file():
         run.estimate = json.loads((path / "run.json").read_text()).get("estimate")  # measured when it started
     elif main and estimate and not _fsdp():  # under FSDP the whole model is still on the CPU

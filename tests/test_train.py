@@ -151,6 +151,17 @@ def test_divergence_guard_stops_a_huge_learning_rate_and_keeps_the_prior_weights
     assert f"from step {restored}" in run.message
 
 
+def test_the_guard_judges_each_step_by_the_loss_that_is_then_logged(monkeypatch):
+    from llmcourse.callbacks import DivergenceGuard
+
+    seen = []
+    original = DivergenceGuard.is_bad
+    monkeypatch.setattr(DivergenceGuard, "is_bad", lambda self, loss: seen.append(loss) or original(self, loss))
+    run = train(fast(max_steps=4, gradient_accumulation_steps=2), data=DATA, verbose=False, estimate=False)
+    assert run.status == "finished"
+    assert seen == pytest.approx(losses(run), rel=1e-6)  # checked before each update, summed over accumulation
+
+
 def _fake_run(loss_values, status="finished"):
     from llmcourse.runs import Run
 
