@@ -1,9 +1,11 @@
 """Generation benchmark in this process: `python benchmarks/generation_speed.py --model M --questions N --out F.json`.
 
-Greedy decoding with the KV cache, prompts left-padded, as evaluation does it:
+Greedy decoding with the KV cache, prompts left-padded, as evaluation does it (llmcourse.generation's own
+loop, which drops finished rows from the batch; model.generate where that loop does not apply):
 - tokens/s at batch 1 and at batch 16 on the same 16 held-out questions (only real answer tokens are
   counted: a row's tokens after its end-of-answer token are padding, however long the batch keeps going);
-- the wall time to answer N held-out questions with llmcourse.generate (batch 16), the evaluation's path.
+- the wall time to answer N held-out questions with llmcourse.generate at its default batch size, the
+  evaluation's path.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def answer_tokens(new_ids: torch.Tensor, stop_ids: set) -> list[int]:
 @torch.inference_mode()
 def timed_generate(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int) -> tuple[int, float]:
     """(real new tokens, seconds) for answering `prompts` in batches of `batch_size`, left-padded, KV cache on."""
-    from llmcourse.generation import render_prompt
+    from llmcourse.generation import greedy_decode, plain_greedy, render_prompt, stop_ids as answer_end
 
     texts = [render_prompt(tokenizer, p) for p in prompts]
     tokenizer.padding_side = "left"
@@ -38,6 +40,11 @@ def timed_generate(model, tokenizer, prompts: list[str], batch_size: int, max_ne
     tokens, start = 0, time.perf_counter()
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        if plain_greedy(model):
+            rows = greedy_decode(model, enc["input_ids"], enc["attention_mask"], max_new_tokens,
+                                 answer_end(model, tokenizer))
+            tokens += sum(answer_tokens(torch.tensor([row]), stop_ids)[0] for row in rows)
+            continue
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                              pad_token_id=tokenizer.pad_token_id)
         tokens += sum(answer_tokens(out[:, enc["input_ids"].shape[1]:], stop_ids))
@@ -47,7 +54,7 @@ def timed_generate(model, tokenizer, prompts: list[str], batch_size: int, max_ne
 def measure(model_name: str, n_questions: int, max_new_tokens: int, batch: int = 16) -> dict:
     """Batch-1 vs batch-16 tokens/s on the same questions, and the time to answer n_questions held-out ones."""
     from llmcourse.data import load_instruction_data
-    from llmcourse.generation import generate
+    from llmcourse.generation import auto_batch_size, generate
     from llmcourse.models import load_model
 
     model, tokenizer = load_model(model_name)
@@ -59,12 +66,13 @@ def measure(model_name: str, n_questions: int, max_new_tokens: int, batch: int =
     t16, s16 = timed_generate(model, tokenizer, same, batch, max_new_tokens)
     asked = questions[:n_questions]
     start = time.perf_counter()
-    answers = generate(model, tokenizer, asked, max_new_tokens=max_new_tokens, batch_size=batch)
+    answers = generate(model, tokenizer, asked, max_new_tokens=max_new_tokens)  # its default batch size
     answer_s = time.perf_counter() - start
     return {"batch1_tokens": t1, "batch1_seconds": round(s1, 2), "batch1_tokens_per_s": round(t1 / s1, 1),
             f"batch{batch}_tokens": t16, f"batch{batch}_seconds": round(s16, 2),
             f"batch{batch}_tokens_per_s": round(t16 / s16, 1), "batch": batch,
             "speedup": round((t16 / s16) / (t1 / s1), 2), "questions": len(asked), "answer_seconds": round(answer_s, 1),
+            "answer_batch": auto_batch_size(model, 256 + max_new_tokens),
             "max_new_tokens": max_new_tokens, "empty_answers": sum(not a for a in answers)}
 
 

@@ -204,6 +204,7 @@ def format_report(report: dict) -> str:
         lines += ["", f"generation (greedy, KV cache, left padding, up to {g['max_new_tokens']} new tokens): batch 1 "
                   f"{g['batch1_tokens_per_s']:g} tok/s · batch {b} {g[f'batch{b}_tokens_per_s']:g} tok/s "
                   f"({g['speedup']:g}x) · {g['questions']} held-out questions in {g['answer_seconds']:g} s "
+                  f"(batch {g.get('answer_batch', b)}) "
                   f"· peak RSS {g['peak_rss_mb'] * 2**20 / GB:.2f} GB"]
     if report["ratios"]:
         lines += ["", "ratios (real tokens/s): " + " · ".join(f"{k} {v:g}x" for k, v in report["ratios"].items())]

@@ -16,7 +16,9 @@ def add_arguments(p):
     p.add_argument("--split", default="test", help="split(s) to ask, comma-separated: test, unseen, validation, ...")
     p.add_argument("--limit", type=int, default=None, help="ask at most N questions per split (a fixed random sample)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="longest answer, in tokens")
-    p.add_argument("--batch-size", type=int, default=16, help="questions answered together (left-padded batches)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="questions answered together (left-padded batches); default: from the model's size, 64 "
+                        "for the bundled model")
     p.add_argument("--retrieval", action="store_true", help="put the best-matching docs passages in each prompt (RAG)")
     p.add_argument("--template", default=None, help="prompt format: chat, qa, alpaca (default: the run's, else chat)")
     p.add_argument("--no-loss", action="store_true", help="skip the answer loss / perplexity of the reference answers")

@@ -98,6 +98,9 @@ def answer_loss(model, tokenizer, prompts: list[str], completions: list[str], *,
     import torch
 
     from .tokenization import IGNORE, Collator, tokenize_example
+    from .train import can_skip_unlabelled_logits, labelled_token_loss
+
+    fast = can_skip_unlabelled_logits(model)
 
     rows = [tokenize_example(p, c, tokenizer, template=template, max_length=max_length) for p, c in zip(prompts, completions)]
     device, total, count = next(model.parameters()).device, 0.0, 0
@@ -108,10 +111,13 @@ def answer_loss(model, tokenizer, prompts: list[str], completions: list[str], *,
         for start in range(0, len(rows), batch_size):
             batch = collate([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows[start:start + batch_size]])
             batch = {k: v.to(device) for k, v in batch.items()}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
             labels = batch["labels"][:, 1:]
-            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                       ignore_index=IGNORE, reduction="sum").item()
+            if fast:  # the vocabulary projection only at answer positions (the same sum, less work and memory)
+                total += labelled_token_loss(model, batch, num_items_in_batch=1).item()
+            else:
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+                total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                           ignore_index=IGNORE, reduction="sum").item()
             count += int((labels != IGNORE).sum())
     model.train(was_training)
     return total / max(count, 1)
@@ -146,7 +152,7 @@ def _as_llm(model, tokenizer=None, **kwargs):
 
 def evaluate_model(model="smollm2-135m-instruct", data="kettlebird", *, splits=("test", "unseen"), limit: int | None = None,
                    tokenizer=None, name: str | None = None, retrieval=False, judge=None, loss: bool = True,
-                   max_new_tokens: int = 48, batch_size: int = 16, template: str = "chat", seed: int = 0,
+                   max_new_tokens: int = 48, batch_size: int | None = None, template: str = "chat", seed: int = 0,
                    questions: pd.DataFrame | None = None) -> EvalResult:
     """Answer the held-out questions with `model` and score them.
 
@@ -172,7 +178,7 @@ def evaluate_model(model="smollm2-135m-instruct", data="kettlebird", *, splits=(
     if loss and local is not None and llm is base:  # loss of the model alone: meaningless next to retrieval answers
         for split, part in list(table.groupby("split", sort=False)) + [("all", table)]:
             value = answer_loss(local, base.tokenizer, list(part["question"]), list(part["reference"]),
-                                template=base.template, batch_size=batch_size)
+                                template=base.template, batch_size=batch_size or 16)
             summary.loc[split, "loss"], summary.loc[split, "perplexity"] = value, math.exp(min(value, 50))
     info = {"model": name or llm.name, "questions": len(table), "seconds": round(seconds, 1),
             "max_new_tokens": max_new_tokens, "template": getattr(base, "template", None),

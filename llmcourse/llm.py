@@ -45,7 +45,7 @@ class LocalLLM:
     """A local model (a name or path for `load_model`, or an already loaded model + tokenizer)."""
 
     def __init__(self, model="smollm2-135m-instruct", tokenizer=None, *, name: str | None = None,
-                 max_new_tokens: int = 48, batch_size: int = 16, system: str | None = None, template: str = "chat"):
+                 max_new_tokens: int = 48, batch_size: int | None = None, system: str | None = None, template: str = "chat"):
         if isinstance(model, (str, os.PathLike)):
             from .models import load_model
 
