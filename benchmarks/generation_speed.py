@@ -43,7 +43,7 @@ def timed_generate(model, tokenizer, prompts: list[str], batch_size: int, max_ne
         if plain_greedy(model):
             rows = greedy_decode(model, enc["input_ids"], enc["attention_mask"], max_new_tokens,
                                  answer_end(model, tokenizer))
-            tokens += sum(answer_tokens(torch.tensor([row]), stop_ids)[0] for row in rows)
+            tokens += sum(len(row) for row in rows)  # each row ends at its stop token
             continue
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                              pad_token_id=tokenizer.pad_token_id)

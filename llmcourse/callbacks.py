@@ -168,9 +168,7 @@ class DivergenceGuard(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, **kw):
         if self.restore:  # this step's update ran on the bad weights; replace its result with the good copy
-            with torch.no_grad():
-                for p, copy in zip(self.params, self.good):
-                    p.copy_(copy)
+            self._put_back()
             self.restore = False
 
     def on_step_end(self, args, state, control, **kw):
@@ -182,15 +180,16 @@ class DivergenceGuard(TrainerCallback):
             return self._stop(control)
         if logs and "eval_loss" in logs and not math.isfinite(logs["eval_loss"]):
             # evaluated after update t, on weights whose training loss is not known yet: the copy is from before
-            restored = None
             if self.params is not None:
-                with torch.no_grad():
-                    for p, copy in zip(self.params, self.good):
-                        p.copy_(copy)
-                restored = self.good_step
+                self._put_back()
             self.tripped = {"step": state.global_step, "loss": logs["eval_loss"], "what": "validation loss",
-                            "restored_step": restored}
+                            "restored_step": self.good_step if self.params is not None else None}
             return self._stop(control)
+
+    @torch.no_grad()
+    def _put_back(self):
+        for p, copy in zip(self.params, self.good):
+            p.copy_(copy)
 
     @staticmethod
     def _stop(control):

@@ -21,6 +21,7 @@ import torch
 
 from .config import TrainConfig, default_output_dir
 from .errors import CourseError
+from .models import base_model
 from .runs import Run
 from .schedules import make_scheduler
 
@@ -98,12 +99,8 @@ def _trainer_class():
 _PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "smollm3", "phi3"}
 
 
-def _base_model(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model  # under a peft wrapper
-
-
 def can_skip_unlabelled_logits(model) -> bool:
-    base = _base_model(model)
+    base = base_model(model)
     return (getattr(base.config, "model_type", None) in _PLAIN_HEAD_TYPES and hasattr(base, "get_decoder")
             and base.get_output_embeddings() is not None)
 
@@ -116,7 +113,7 @@ def labelled_token_loss(model, inputs: dict, num_items_in_batch=None) -> torch.T
     gradients (tests check both) and less memory for logits; on the bundled model on a CPU the step is only
     about 2% faster, because the 30 decoder layers' matrix products dominate.
     """
-    base = _base_model(model)
+    base = base_model(model)
     hidden = base.get_decoder()(**{k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids")
                                    if k in inputs}).last_hidden_state
     targets = inputs["labels"][:, 1:]  # position i predicts token i + 1
