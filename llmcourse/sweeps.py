@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from transformers import TrainerCallback
 
 from .config import TrainConfig
+from .hardware import releases_memory
 from .plotting import Comparison, CourseFigure, LivePlot, figure_png, plot_runs, smooth
 
 LABELS = ("too slow", "good", "unstable", "diverged")
@@ -107,9 +108,13 @@ def _snapshot(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+@releases_memory
 def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer=None, data=None,
              plot: bool | None = None, verbose: bool = True) -> Sweep:
-    """Short runs at each learning rate from exactly the same initial weights (restored after each), overlaid and labelled."""
+    """Short runs at each learning rate from exactly the same initial weights (restored after each), overlaid and labelled.
+
+    The runs keep their histories, not models (run.model is None): the weights are reset for every rate.
+    """
     from .train import train
 
     model, tokenizer, data = _prepared(config, model, tokenizer, data, verbose)
@@ -122,8 +127,10 @@ def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer
             cfg = config.replace(learning_rate=lr, max_steps=steps, save_model=False, save_steps=0,
                                  run_name=None)
             cfg = cfg.replace(run_name=f"sweep-{cfg.name}")
-            runs.append(train(cfg, model=model, tokenizer=tokenizer, data=data, plot=False, estimate=i == 0,
-                              verbose=verbose, callbacks=[_SweepPlot(live, runs, lr)]))
+            run = train(cfg, model=model, tokenizer=tokenizer, data=data, plot=False, estimate=i == 0,
+                        verbose=verbose, callbacks=[_SweepPlot(live, runs, lr)])
+            run.model = None  # the weights are reset for the next rate, so no run's trained model survives
+            runs.append(run)
     finally:
         model.load_state_dict(initial)  # the caller's model is exactly as it was
     sweep = Sweep(runs, label_runs(runs), time.time() - start)
@@ -185,9 +192,10 @@ class RangeTest:
                 f"{self.steepest_lr:.1e}, lowest loss at {self.min_loss_lr:.1e})")
 
 
+@releases_memory
 def lr_range_test(config: TrainConfig, min_lr: float = 1e-7, max_lr: float = 1.0, steps: int = 60, *, model=None,
                   tokenizer=None, data=None, stop_factor: float = 4.0, verbose: bool = True) -> RangeTest:
-    """Raise the learning rate exponentially each step until the loss explodes; the weights are restored afterwards.
+    """Raise the learning rate exponentially each step until the loss explodes; a model you pass is restored afterwards.
 
     Caveat: for transformers this tends to suggest rates that are too high for a full run (transformers
     issue #16013 declined an LR finder for this reason). Treat its suggestion as an upper bound and
@@ -195,8 +203,9 @@ def lr_range_test(config: TrainConfig, min_lr: float = 1e-7, max_lr: float = 1.0
     """
     from .train import train
 
+    callers = model is not None  # a model loaded here is thrown away afterwards: no copy needed to restore it
     model, tokenizer, data = _prepared(config, model, tokenizer, data, verbose)
-    initial = _snapshot(model)
+    initial = _snapshot(model) if callers else None
     ratio = max_lr / min_lr
     cfg = config.replace(learning_rate=max_lr, max_steps=steps, lr_scheduler_type="constant", warmup_ratio=0.0,
                          divergence_factor=0.0, save_model=False, save_steps=0, run_name=None)
@@ -206,6 +215,7 @@ def lr_range_test(config: TrainConfig, min_lr: float = 1e-7, max_lr: float = 1.0
                     lr_lambda=lambda s: ratio ** (min(s, steps - 1) / (steps - 1) - 1),
                     callbacks=[_ExplodeStop(stop_factor)])
     finally:
-        model.load_state_dict(initial)
+        if initial is not None:
+            model.load_state_dict(initial)
     rows = [r for r in run.history if r.get("loss") is not None]
     return RangeTest([r["learning_rate"] for r in rows], [r["loss"] for r in rows])

@@ -21,6 +21,7 @@ import torch
 
 from .config import TrainConfig, default_output_dir
 from .errors import CourseError
+from .hardware import releases_memory
 from .models import base_model
 from .runs import Run
 from .schedules import make_scheduler
@@ -234,6 +235,7 @@ def _load_device(device: str) -> str:
     return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
 
 
+@releases_memory
 def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data=None, resume=False, callbacks=(),
           plot: bool | None = None, stop: threading.Event | None = None, estimate: bool = True, verbose: bool = True,
           lr_lambda=None) -> Run:

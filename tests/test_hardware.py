@@ -72,3 +72,33 @@ def test_torchrun_processes_share_the_cores(monkeypatch):
         assert set_threads_for_this_process() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_releases_memory_frees_the_reference_cycles_a_finished_call_leaves():
+    """Trainer and its callbacks refer to each other; without a collection such cycles outlive the run."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    left = []
+
+    @hardware.releases_memory
+    def work(fail: bool):
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        left.append(weakref.ref(a))
+        del a, b  # only the cycle holds them now (a raised error's traceback keeps this frame's locals)
+        if fail:
+            raise ValueError("stopped")
+        return 3
+
+    gc.disable()  # no automatic collection may do the decorator's work
+    try:
+        assert work(False) == 3
+        with pytest.raises(ValueError):
+            work(True)
+        assert [ref() for ref in left] == [None, None]
+    finally:
+        gc.enable()

@@ -192,6 +192,7 @@ def test_sweep_starts_every_run_from_the_same_weights_and_restores_them_exactly(
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert list(sweep.table()["label"]) == sweep.labels
+    assert [r.model for r in sweep.runs] == [None, None, None]  # reset after each rate: no trained model to hand back
 
 
 def test_range_test_ramps_the_learning_rate_and_restores_the_weights():
