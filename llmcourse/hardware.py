@@ -1,4 +1,5 @@
-"""What this machine's processor can do: matrix-multiply speed per number format, measured, not guessed."""
+"""What this machine's processor can do (matrix-multiply speed per number format, measured, not guessed), and
+giving memory back to it once a run is over."""
 from __future__ import annotations
 
 import ctypes

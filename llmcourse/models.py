@@ -24,6 +24,7 @@ def base_model(model):
     """The transformers model itself: under a peft (LoRA) wrapper, the wrapped one; otherwise `model`."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
+
 def cache_dir() -> Path:
     """Where llmcourse keeps prepared models: $LLMCOURSE_CACHE, else the user cache dir."""
     env = os.environ.get("LLMCOURSE_CACHE")
