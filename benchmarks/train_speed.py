@@ -14,6 +14,8 @@ B   TRL's SFTTrainer with SFTConfig's defaults (bf16 autocast, gradient checkpoi
 B32 B with bf16=False: what a user of an AVX2-only CPU, where bf16 is emulated, should set.
 C   llmcourse.train with TrainConfig's defaults (full finetuning).
 D   llmcourse.train with TrainConfig(lora=True) (LoRA on all linear layers).
+CM  C saving memory: activation_checkpointing=True, divergence_rollback=False (the guard keeps no weight copy).
+DM  D saving memory: activation_checkpointing=True (the adapters' rollback copy is a few MB, so it stays).
 P   a plain PyTorch loop with C's data and batch (no Trainer): the floor that C's overhead is measured against.
 
 B runs with use_cpu=True on a machine without a GPU (SFTConfig's bf16 default refuses to start otherwise).
@@ -39,6 +41,8 @@ RECIPES = {
     "B32": "TRL SFTTrainer, defaults but bf16=False",
     "C": "llmcourse.train, default full finetuning",
     "D": "llmcourse.train, LoRA (lora=True, its default rank)",
+    "CM": "llmcourse.train, full, checkpointing, no rollback copy",
+    "DM": "llmcourse.train, LoRA, activation checkpointing",
     "P": "plain PyTorch loop, C's data and batch",
 }
 COURSE_TEMPLATE = "### Question:\n{question}\n\n### Answer:\n{answer}"
@@ -120,13 +124,14 @@ def trl_recipe(model_name: str, steps: int, workdir: Path, bf16: bool | None = N
             "notes": f"trl {__import__('trl').__version__}, gradient_checkpointing={args.gradient_checkpointing}"}
 
 
-def llmcourse_recipe(model_name: str, steps: int, workdir: Path, lora: bool) -> dict:
-    """C/D: llmcourse.train with TrainConfig's defaults; only the model, step count and run folder are set."""
+def llmcourse_recipe(model_name: str, steps: int, workdir: Path, lora: bool, **memory_savers) -> dict:
+    """C/D (CM/DM): llmcourse.train with TrainConfig's defaults; only the model, step count, run folder and the
+    memory savers asked for are set."""
     from llmcourse.config import TrainConfig
     from llmcourse.train import train
 
     config = TrainConfig(model=model_name, max_steps=steps, lora=lora, save_model=False, output_dir=str(workdir),
-                         run_name="bench-lora" if lora else "bench-full")
+                         run_name="bench-lora" if lora else "bench-full", **memory_savers)
     meter = SpeedMeter()
     run = train(config, callbacks=[meter], plot=False, verbose=False)
     total, trainable = _n_params(run.model)
@@ -183,6 +188,9 @@ def run_recipe(recipe: str, model_name: str, steps: int, workdir: Path) -> dict:
         return trl_recipe(model_name, steps, workdir, bf16=False if recipe == "B32" else None)
     if recipe in ("C", "D"):
         return llmcourse_recipe(model_name, steps, workdir, lora=recipe == "D")
+    if recipe in ("CM", "DM"):
+        return llmcourse_recipe(model_name, steps, workdir, lora=recipe == "DM", activation_checkpointing=True,
+                                divergence_rollback=recipe == "DM")
     if recipe == "P":
         return plain_loop(model_name, steps, workdir)
     raise SystemExit(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")

@@ -23,7 +23,7 @@ from .errors import CourseError
 
 TRL_PIN = "1.16.0"  # pyproject.toml's `bench` extra; kept out of requirements.txt
 TRAIN_RUNS = ("A", "B", "C", "D")
-EXTRA_RUNS = ("B32", "P")  # TRL in fp32, and a plain PyTorch loop: asked for by name only
+EXTRA_RUNS = ("B32", "P", "CM", "DM")  # TRL in fp32, a plain PyTorch loop, C and D saving memory: by name only
 DEFAULT_RUNS = (*TRAIN_RUNS, "G")
 GB = 1e9
 
@@ -33,7 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per training run (default: 8)")
     parser.add_argument("--only", nargs="+", choices=[*DEFAULT_RUNS, *EXTRA_RUNS], metavar="RUN",
                         help="runs to do: A (original course), B (TRL defaults), C (llmcourse full), D (llmcourse LoRA), "
-                             "G (generation); extra: B32 (TRL in fp32), P (plain PyTorch loop). Default: A B C D G")
+                             "G (generation); extra: B32 (TRL in fp32), P (plain PyTorch loop), CM and DM (C and D "
+                             "with activation checkpointing, CM also without the rollback copy). Default: A B C D G")
     parser.add_argument("--questions", type=int, default=100, help="held-out questions to answer in G (default: 100)")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit in G (default: 64)")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON report "
@@ -163,7 +164,7 @@ def compare(runs: dict, generation: dict | None, peaks: dict) -> tuple[dict, lis
         else:
             target("C MFU >= 45% of the bf16 peak", None, None, f"no fast bf16 here (bf16 = {peaks.get('bf16_vs_fp32')}x "
                    f"fp32); C's MFU against the {c['precision']} peak is {c['mfu']:.0%}")
-    for key, limit in (("C", 3.0), ("D", 1.5)):
+    for key, limit in (("C", 3.0), ("D", 1.5), ("CM", 3.0), ("DM", 1.5)):
         if (runs.get(key) or {}).get("peak_rss_mb"):
             gb = round(runs[key]["peak_rss_mb"] * 2**20 / GB, 2)
             target(f"{key} peak RSS <= {limit:g} GB", gb, gb <= limit)

@@ -127,11 +127,12 @@ class DivergenceGuard(TrainerCallback):
     means the weights went bad in the previous update, and the copy (from before it) is put back after this
     step's update. One copy, not two: for full finetuning that is the model's size in memory saved.
     `step_loss` returns the step's loss as Trainer will log it (summed over gradient accumulation, averaged
-    over processes); train() passes CourseTrainer.step_loss.
+    over processes); train() passes CourseTrainer.step_loss. rollback=False (or a model over SNAPSHOT_LIMIT)
+    keeps no copy: the guard still stops the run, and the way back is a checkpoint saved before the blow-up.
     """
 
-    def __init__(self, factor: float, window: int = 10, step_loss=None):
-        self.factor, self.window, self.step_loss = factor, window, step_loss
+    def __init__(self, factor: float, window: int = 10, step_loss=None, rollback: bool = True):
+        self.factor, self.window, self.step_loss, self.rollback = factor, window, step_loss, rollback
         self.early: list[float] = []
         self.tripped: dict | None = None
         self.params = self.good = None
@@ -140,10 +141,10 @@ class DivergenceGuard(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kw):
         params = [p for p in model.parameters() if p.requires_grad]
-        if self.step_loss is not None and sum(p.numel() for p in params) <= SNAPSHOT_LIMIT:
+        self.good_step = state.global_step  # the starting weights: good by definition
+        if self.rollback and self.step_loss is not None and sum(p.numel() for p in params) <= SNAPSHOT_LIMIT:
             self.params = params
-            self.good = [p.detach().clone() for p in params]  # the starting weights: good by definition
-            self.good_step = state.global_step
+            self.good = [p.detach().clone() for p in params]
 
     def is_bad(self, loss: float) -> bool:
         if not math.isfinite(loss):
@@ -158,13 +159,15 @@ class DivergenceGuard(TrainerCallback):
         loss = self.step_loss()
         if self.is_bad(loss):
             self.tripped = {"step": state.global_step + 1, "loss": loss, "what": "training loss",
+                            "good_step": self.good_step,
                             "restored_step": self.good_step if self.params is not None else None}
             self.restore = self.params is not None
-        elif self.params is not None:  # the weights that gave this good loss are good: they become the copy
+            return
+        if self.params is not None:  # the weights that gave this good loss are good: they become the copy
             with torch.no_grad():
                 for copy, p in zip(self.good, self.params):
                     copy.copy_(p)
-            self.good_step = state.global_step
+        self.good_step = state.global_step
 
     def on_optimizer_step(self, args, state, control, **kw):
         if self.restore:  # this step's update ran on the bad weights; replace its result with the good copy
@@ -183,6 +186,7 @@ class DivergenceGuard(TrainerCallback):
             if self.params is not None:
                 self._put_back()
             self.tripped = {"step": state.global_step, "loss": logs["eval_loss"], "what": "validation loss",
+                            "good_step": self.good_step,
                             "restored_step": self.good_step if self.params is not None else None}
             return self._stop(control)
 

@@ -43,7 +43,8 @@ class CostEstimate:
                        f"To experiment quickly try: {'; '.join(tips)}.")
         if self.memory_gb["total"] > self.free_memory_gb:
             out.append(f"It needs about {self.memory_gb['total']:.1f} GB but only {self.free_memory_gb:.1f} GB are free: "
-                       "use LoRA, a smaller per_device_train_batch_size (with gradient_accumulation_steps) or max_length.")
+                       "use LoRA, activation_checkpointing=True, a smaller per_device_train_batch_size (with "
+                       "gradient_accumulation_steps) or max_length.")
         return out
 
     def __str__(self) -> str:
@@ -54,7 +55,8 @@ class CostEstimate:
             f" -> about {self.train_minutes:.1f} min of training + {self.eval_minutes:.1f} min of evaluation",
             f"  compute: {self.tflop:.1f} TFLOP at a measured {self.gflop_per_second:.0f} GFLOP/s",
             f"  memory: about {m['total']:.1f} GB (weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, "
-            f"optimizer {m['optimizer']:.2f}, activations {m['activations']:.2f}); {self.free_memory_gb:.0f} GB free",
+            f"optimizer {m['optimizer']:.2f}, rollback copy {m.get('rollback_copy', 0):.2f}, activations "
+            f"{m['activations']:.2f}); {self.free_memory_gb:.0f} GB free",
         ]
         return "\n".join(lines + [f"  ! {w}" for w in self.warnings()])
 
@@ -86,11 +88,13 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
     """Time one forward+backward pass on a real batch (twice; the first warms up), then scale to the whole run.
 
     FLOPs: about 6 x parameters per token for full finetuning (2 forward, 4 backward), 4 x with LoRA
-    (frozen weights need no weight gradients). Memory: fp32 weights, fp32 gradients and AdamW's two
-    moments for the trainable weights, plus the activations measured during the pass.
+    (frozen weights need no weight gradients), 2 x more with activation checkpointing (the forward runs
+    again in the backward pass). Memory: fp32 weights, fp32 gradients and AdamW's two moments for the
+    trainable weights, the divergence guard's copy of them, plus the activations measured during the pass.
     """
     import psutil
 
+    from .callbacks import SNAPSHOT_LIMIT
     from .schedules import count_steps
 
     model, ds, args = trainer.model, trainer.train_dataset, trainer.args
@@ -119,14 +123,15 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
 
     n_params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    flop_per_token = (4 if config.lora else 6) * n_params
+    flop_per_token = ((4 if config.lora else 6) + (2 if config.activation_checkpointing else 0)) * n_params
     batch_tokens = int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
     step_seconds = seconds * config.gradient_accumulation_steps * 1.1  # + optimizer update and bookkeeping
     n_evals = (steps // config.eval_steps if config.eval_steps else 0) + 1 if trainer.eval_dataset is not None else 0
     eval_tokens = n_evals * len(trainer.eval_dataset or []) * mean_len
     param_bytes = next(model.parameters()).element_size()
+    copied = trainable if config.divergence_rollback and trainable <= SNAPSHOT_LIMIT else 0  # DivergenceGuard's
     memory = {"weights": n_params * param_bytes / 1e9, "gradients": trainable * 4 / 1e9,
-              "optimizer": trainable * 8 / 1e9, "activations": activations / 1e9}
+              "optimizer": trainable * 8 / 1e9, "rollback_copy": copied * 4 / 1e9, "activations": activations / 1e9}
     memory["total"] = sum(memory.values())
     est = CostEstimate(
         steps=steps, tokens=tokens, seconds_per_step=step_seconds, train_minutes=steps * step_seconds / 60,

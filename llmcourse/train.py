@@ -143,6 +143,11 @@ def prepare_model(config: TrainConfig, model=None, tokenizer=None):
     elif not config.lora and hasattr(model, "peft_config"):
         raise CourseError("This model already has LoRA adapters but config.lora is False. Pass lora=True, or load a "
                           "fresh model for full finetuning.")
+    # Trainer switches checkpointing on too, but only once training starts: the cost estimate runs before that
+    if config.activation_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    elif getattr(base_model(model), "is_activation_checkpointing", False):  # left on by an earlier run
+        model.activation_checkpointing_disable()
     return model, tokenizer
 
 
@@ -198,6 +203,7 @@ def _training_args(config: TrainConfig, path: Path, precision: str, device: torc
         save_strategy="steps" if config.save_steps else "no", save_steps=config.save_steps or 10**9,
         save_total_limit=config.save_total_limit, metric_for_best_model="eval_loss" if has_eval else None,
         greater_is_better=False, report_to="none", disable_tqdm=True, include_num_input_tokens_seen="non_padding",
+        activation_checkpointing=config.activation_checkpointing,
         ddp_find_unused_parameters=False, dataloader_pin_memory=device.type == "cuda",
         prediction_loss_only=True)  # evaluation needs the loss only, never the logits
 
@@ -271,7 +277,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
               trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
               total_params=sum(p.numel() for p in model.parameters()))
     flag = stop or threading.Event()
-    stopper, guard = StopCallback(flag), DivergenceGuard(config.divergence_factor)
+    stopper, guard = StopCallback(flag), DivergenceGuard(config.divergence_factor, rollback=config.divergence_rollback)
     live = LivePlot(title=run.name, enabled=plot) if main else None
     extra = [ProgressBar(run.name)] if verbose else []
     trainer = _trainer_class()(
@@ -334,8 +340,7 @@ def _set_outcome(run: Run, trainer, stopper, guard) -> None:
     if guard.tripped:
         t = guard.tripped
         kept = (f"The weights from step {t['restored_step']} (before the blow-up) were put back and saved."
-                if t["restored_step"] is not None else "No earlier weights were kept (the model is too large for an "
-                "in-memory copy): use the last checkpoint.")
+                if t["restored_step"] is not None else _no_rollback(run, t["good_step"]))
         run.status = "diverged"
         run.message = (f"Diverged at step {t['step']}: the {t['what']} was {t['loss']:.4g} (NaN/inf, or over "
                        f"{run.config.divergence_factor:g}x its early minimum). The learning rate {lr:g} is too high "
@@ -346,6 +351,19 @@ def _set_outcome(run: Run, trainer, stopper, guard) -> None:
                        "so train(config, resume=True) continues exactly from here.")
     else:
         run.status, run.message = "finished", ""
+
+
+def _no_rollback(run: Run, good_step: int) -> str:
+    """Where a diverged run without the guard's weight copy can go back to: the newest checkpoint of good weights
+    (a later one may hold the weights that already blew up, which the next step's loss revealed)."""
+    why = ("divergence_rollback=False" if not run.config.divergence_rollback
+           else "the model is too large for an in-memory copy")
+    folder = run.path / "checkpoints"
+    steps = [int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
+    good = max((s for s in steps if s <= good_step), default=None)
+    back = (f"the last checkpoint with good weights is {folder / f'checkpoint-{good}'}" if good is not None
+            else "no checkpoint with good weights was saved, so the run has to start again")
+    return f"No copy of the earlier weights was kept ({why}); {back}."
 
 
 def _record_adapter_base(folder: Path, model, config: TrainConfig) -> None:

@@ -57,7 +57,7 @@ def test_mfu_is_six_params_tokens_over_the_peak_of_the_runs_precision():
 
 def test_compare_gives_ratios_and_says_which_targets_hold():
     runs = {"A": _run(tps=10.0, loss=3.0), "B": _run("bf16", tps=40.0, loss=2.5), "C": _run(tps=130.0, loss=2.4),
-            "D": _run(tps=150.0, loss=2.6, rss=1600.0)}
+            "D": _run(tps=150.0, loss=2.6, rss=1600.0), "CM": _run(tps=100.0, rss=2900.0), "DM": _run(rss=1400.0)}
     bench.add_mfu(runs["C"], PEAKS)
     gen = {"speedup": 6.0, "questions": 100, "answer_seconds": 75.0}
     ratios, targets = bench.compare(runs, gen, PEAKS)
@@ -66,6 +66,7 @@ def test_compare_gives_ratios_and_says_which_targets_hold():
     assert holds == {"tokens/s C/B >= 3x": True, "tokens/s C/A >= 6x": True, "tokens/s D/C >= 1.5x": False,
                      "C final loss <= B final loss": True, "C MFU >= 45% of the bf16 peak": None,
                      "C peak RSS <= 3 GB": True, "D peak RSS <= 1.5 GB": False,
+                     "CM peak RSS <= 3 GB": False, "DM peak RSS <= 1.5 GB": True,  # 2900 MiB = 3.04 GB
                      "generation batch 16 >= 5x batch 1 tokens/s": True,
                      "100 held-out questions answered in <= 60 s": False}
     mfu_note = next(t["note"] for t in targets if "MFU" in t["target"])
@@ -108,12 +109,12 @@ def test_every_run_on_tiny_random_fills_the_table_and_the_json(tmp_path, monkeyp
     monkeypatch.setenv("LLMCOURSE_RUNS", str(tmp_path / "runs"))
     out = tmp_path / "bench.json"
     args = ["bench", "--model", "tiny-random", "--steps", "2", "--questions", "4", "--max-new-tokens", "8",
-            "--json", str(out), "--only", "A", "B", "C", "D", "G"]
+            "--json", str(out), "--only", "A", "B", "C", "D", "CM", "DM", "G"]
     assert main(args) == 0
     report = json.loads(out.read_text())
     table = capsys.readouterr().out
     assert report["steps"] == 2 and report["peaks"]["fp32"] > 0 and len(report["load"]["after"]) == 3
-    trained = ["A", "B", "C", "D"] if HAS_TRL else ["A", "C", "D"]
+    trained = ["A", "B", "C", "D", "CM", "DM"] if HAS_TRL else ["A", "C", "D", "CM", "DM"]
     for key in trained:
         r = report["runs"][key]
         assert r["steps"] == 2 and len(r["step_seconds"]) == 2 and r["tokens"] == sum(r["step_tokens"]) > 0
@@ -123,6 +124,8 @@ def test_every_run_on_tiny_random_fills_the_table_and_the_json(tmp_path, monkeyp
     assert report["runs"]["A"]["batch_size"] == 1 and report["runs"]["A"]["grad_accum"] == 4
     assert report["runs"]["C"]["trainable_params"] == report["runs"]["C"]["params"]
     assert report["runs"]["D"]["trainable_params"] < report["runs"]["D"]["params"] / 10
+    assert report["runs"]["CM"]["final_loss"] == report["runs"]["C"]["final_loss"]  # recomputing changes no number
+    assert report["runs"]["DM"]["final_loss"] == report["runs"]["D"]["final_loss"]
     if HAS_TRL:
         assert report["runs"]["B"]["precision"] == "bf16"  # SFTConfig's default, kept
     else:

@@ -9,6 +9,7 @@ from transformers import TrainerCallback
 
 from llmcourse import CourseError, load_model
 from llmcourse.config import TrainConfig
+from llmcourse.models import base_model
 from llmcourse.runs import list_runs, load_run
 from llmcourse.sweeps import LABELS, label_runs, lr_range_test, lr_sweep
 from llmcourse.schedules import count_steps, lr_schedule
@@ -151,6 +152,49 @@ def test_divergence_guard_stops_a_huge_learning_rate_and_keeps_the_prior_weights
     assert f"from step {restored}" in run.message
 
 
+def test_without_rollback_the_guard_stops_the_run_keeps_no_copy_and_names_the_last_good_checkpoint():
+    weights = Weights()
+    run = train(fast(learning_rate=1.0, max_steps=20, eval_steps=0, divergence_rollback=False, save_steps=1,
+                     save_total_limit=3), data=DATA, verbose=False, estimate=False, callbacks=[weights])
+    assert run.status == "diverged" and "Try learning_rate=1.0e-01" in run.message
+    bad_step = run.history[-1]["step"]
+    kept = [p for p in run.model.parameters() if p.requires_grad]
+    assert all(torch.equal(a, b) for a, b in zip(kept, weights.after[bad_step]))  # left as they were
+    # the loss of bad_step came from the weights after bad_step - 1: the newest good checkpoint is the one before
+    good = run.path / "checkpoints" / f"checkpoint-{bad_step - 2}"
+    assert good.is_dir() and (run.path / "checkpoints" / f"checkpoint-{bad_step - 1}").is_dir()
+    assert (f"No copy of the earlier weights was kept (divergence_rollback=False); the last checkpoint with good "
+            f"weights is {good}.") in run.message
+    again = train(fast(learning_rate=5.0, max_steps=20, eval_steps=0, divergence_rollback=False, run_name="again"),
+                  data=DATA, verbose=False, estimate=False)
+    assert again.status == "diverged" and ("(divergence_rollback=False); no checkpoint with good weights was saved, "
+                                           "so the run has to start again.") in again.message
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_activation_checkpointing_recomputes_to_the_same_losses_and_weights(lora, monkeypatch):
+    import llmcourse.cost
+
+    flags, timed = [], []
+    probe = AtStep(1, lambda model: flags.append(base_model(model).is_activation_checkpointing))
+    time_one_pass = llmcourse.cost._time_one_pass
+    monkeypatch.setattr(llmcourse.cost, "_time_one_pass", lambda trainer, model, *a: timed.append(
+        base_model(model).is_activation_checkpointing) or time_one_pass(trainer, model, *a))
+    cfg = fast(lora=lora, max_steps=4, eval_steps=2, save_model=False)
+    plain_weights, saving_weights = Weights(), Weights()
+    plain = train(cfg.replace(run_name="plain"), data=DATA, verbose=False, callbacks=[plain_weights])
+    saving = train(cfg.replace(run_name="saving", activation_checkpointing=True), data=DATA, verbose=False,
+                   callbacks=[saving_weights, probe])
+    assert flags == [True] and timed == [False, False, True, True]  # the cost estimate measures the run as it will be
+    assert losses(saving) == losses(plain) and losses(saving, "eval_loss") == losses(plain, "eval_loss")
+    assert all(torch.equal(a, b) for a, b in zip(saving_weights.after[4], plain_weights.after[4]))
+    flop_per_token = ((4 if lora else 6) + 2) * saving.total_params  # + 2: the forward pass runs again
+    assert saving.estimate["tflop"] == pytest.approx(flop_per_token * saving.estimate["tokens"] / 1e12)
+    again = train(cfg.replace(run_name="again"), model=saving.model, tokenizer=saving.tokenizer, data=DATA,
+                  verbose=False, estimate=False, callbacks=[probe])
+    assert again.status == "finished" and flags == [True, False]  # a config without it switches it off again
+
+
 def test_the_guard_judges_each_step_by_the_loss_that_is_then_logged(monkeypatch):
     from llmcourse.callbacks import DivergenceGuard
 
@@ -213,4 +257,5 @@ def test_cost_estimate_is_recorded_before_training():
     n = run.total_params
     assert est["memory_gb"]["weights"] == pytest.approx(n * 4 / 1e9, abs=1e-3)
     assert est["memory_gb"]["optimizer"] == pytest.approx(n * 8 / 1e9, abs=1e-3)
+    assert est["memory_gb"]["rollback_copy"] == pytest.approx(n * 4 / 1e9, abs=1e-3)  # the guard's copy
     assert est["tflop"] == pytest.approx(6 * n * est["tokens"] / 1e12)
