@@ -68,8 +68,9 @@ class TrainConfig:
     device: str = _f("auto", "auto, cpu, cuda or mps.")
     activation_checkpointing: bool = _f(False, "Save memory by recomputing (also called gradient checkpointing): "
                                         "keep only each layer's input during the forward pass and recompute the "
-                                        "rest in the backward pass. Same numbers, activations several times smaller; "
-                                        "a step takes longer (2 CPU cores: 1.15x with full finetuning, 1.45x with LoRA).")
+                                        "rest in the backward pass. Same numbers, activations several times "
+                                        "smaller; a step takes longer (2 CPU cores: 1.15x with full finetuning, "
+                                        "1.45x with LoRA).")
     # Evaluation, checkpoints, runs
     eval_steps: int = _f(20, "Compute the validation loss every this many steps (and at the end); 0 = only at the end.")
     save_steps: int = _f(0, "Save a resumable checkpoint every this many steps; 0 = only when stopped or at the end.")
