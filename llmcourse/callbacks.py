@@ -118,6 +118,11 @@ def stop_on_interrupt(flag: threading.Event):
         signal.signal(signal.SIGINT, previous)
 
 
+def keeps_weight_copy(trainable_params: int, rollback: bool = True) -> bool:
+    """Whether DivergenceGuard keeps an in-memory copy of the trainable weights (the memory rollback costs)."""
+    return rollback and trainable_params <= SNAPSHOT_LIMIT
+
+
 class DivergenceGuard(TrainerCallback):
     """Stops a run whose loss is NaN/inf or above `factor` x its early minimum, and puts back the last good weights.
 
@@ -142,7 +147,7 @@ class DivergenceGuard(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kw):
         params = [p for p in model.parameters() if p.requires_grad]
         self.good_step = state.global_step  # the starting weights: good by definition
-        if self.rollback and self.step_loss is not None and sum(p.numel() for p in params) <= SNAPSHOT_LIMIT:
+        if self.step_loss is not None and keeps_weight_copy(sum(p.numel() for p in params), self.rollback):
             self.params = params
             self.good = [p.detach().clone() for p in params]
 

@@ -55,7 +55,7 @@ class CostEstimate:
             f" -> about {self.train_minutes:.1f} min of training + {self.eval_minutes:.1f} min of evaluation",
             f"  compute: {self.tflop:.1f} TFLOP at a measured {self.gflop_per_second:.0f} GFLOP/s",
             f"  memory: about {m['total']:.1f} GB (weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, "
-            f"optimizer {m['optimizer']:.2f}, rollback copy {m.get('rollback_copy', 0):.2f}, activations "
+            f"optimizer {m['optimizer']:.2f}, rollback copy {m['rollback_copy']:.2f}, activations "
             f"{m['activations']:.2f}); {self.free_memory_gb:.0f} GB free",
         ]
         return "\n".join(lines + [f"  ! {w}" for w in self.warnings()])
@@ -94,7 +94,7 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
     """
     import psutil
 
-    from .callbacks import SNAPSHOT_LIMIT
+    from .callbacks import keeps_weight_copy
     from .schedules import count_steps
 
     model, ds, args = trainer.model, trainer.train_dataset, trainer.args
@@ -129,7 +129,7 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
     n_evals = (steps // config.eval_steps if config.eval_steps else 0) + 1 if trainer.eval_dataset is not None else 0
     eval_tokens = n_evals * len(trainer.eval_dataset or []) * mean_len
     param_bytes = next(model.parameters()).element_size()
-    copied = trainable if config.divergence_rollback and trainable <= SNAPSHOT_LIMIT else 0  # DivergenceGuard's
+    copied = trainable if keeps_weight_copy(trainable, config.divergence_rollback) else 0
     memory = {"weights": n_params * param_bytes / 1e9, "gradients": trainable * 4 / 1e9,
               "optimizer": trainable * 8 / 1e9, "rollback_copy": copied * 4 / 1e9, "activations": activations / 1e9}
     memory["total"] = sum(memory.values())
