@@ -74,11 +74,17 @@ else
   say "packages up to date (.venv)"
 fi
 
-# 3. The Jupyter kernel, inside the venv so that .venv/bin/jupyter sees it.
-KERNELS="$("$VENV/bin/jupyter" kernelspec list 2>/dev/null || true)"
-if ! grep -qE '^\s*llm\s' <<<"$KERNELS"; then
+# 3. The Jupyter kernel, inside the venv so that .venv/bin/jupyter sees it. On Linux it starts with glibc's
+# per-thread cache off (GLIBC_TUNABLES): a few hundred MB less memory when training (llmcourse/malloc.py).
+SPEC="$VENV/share/jupyter/kernels/llm/kernel.json"
+KERNEL="--sys-prefix --name llm"
+if [ "$(uname -s)" = Linux ] && { [ ! -f "$SPEC" ] || ! grep -q GLIBC_TUNABLES "$SPEC"; }; then
   say "registering the Jupyter kernel 'llm' (display name: Python (LLM))"
-  "$VPY" -m ipykernel install --sys-prefix --name llm --display-name "Python (LLM)" >/dev/null
+  "$VPY" -m ipykernel install $KERNEL --display-name "Python (LLM)" \
+    --env GLIBC_TUNABLES "$("$VPY" -c 'from llmcourse.malloc import TUNABLE; print(TUNABLE)')" >/dev/null
+elif [ ! -f "$SPEC" ]; then
+  say "registering the Jupyter kernel 'llm' (display name: Python (LLM))"
+  "$VPY" -m ipykernel install $KERNEL --display-name "Python (LLM)" >/dev/null
 else
   say "Jupyter kernel 'llm' registered"
 fi

@@ -190,7 +190,7 @@ def run_recipe(recipe: str, model_name: str, steps: int, workdir: Path) -> dict:
         return llmcourse_recipe(model_name, steps, workdir, lora=recipe == "D")
     if recipe in ("CM", "DM"):
         return llmcourse_recipe(model_name, steps, workdir, lora=recipe == "DM", activation_checkpointing=True,
-                                divergence_rollback=recipe == "DM")
+                                divergence_rollback=False)
     if recipe == "P":
         return plain_loop(model_name, steps, workdir)
     raise SystemExit(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .errors import CourseError
+from .malloc import TUNABLE, is_set, tuned_env
 
 TRL_PIN = "1.16.0"  # pyproject.toml's `bench` extra; kept out of requirements.txt
 TRAIN_RUNS = ("A", "B", "C", "D")
@@ -61,6 +62,7 @@ def machine() -> dict:
 
     versions = {p: _version(p) for p in ("torch", "transformers", "peft", "trl")}
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "isa_threads": cpu_summary(), "platform": platform.platform(),
+            "allocator": f"glibc, {TUNABLE}" if is_set(tuned_env()) else "the system's default",
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "versions": versions}
 
 
@@ -115,8 +117,8 @@ def run_child(script: Path, argv: list[str], timeout: float | None, log_dir: Pat
     """Run one benchmark script in a fresh process and return its JSON result (or the error, with the log's tail)."""
     name = argv[0] if not argv[0].startswith("-") else "G"
     out, log = log_dir / f"{name}.json", log_dir / f"{name}.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
-           "LLMCOURSE_RUNS": str(log_dir / "runs")}
+    env = tuned_env({**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+                     "LLMCOURSE_RUNS": str(log_dir / "runs")})  # every recipe gets the same allocator setting
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log, "w") as f:
@@ -180,7 +182,8 @@ def compare(runs: dict, generation: dict | None, peaks: dict) -> tuple[dict, lis
 def format_report(report: dict) -> str:
     """The report as a plain-text table (what `bench` prints)."""
     m, p, ld = report["machine"], report["peaks"], report["load"]
-    lines = [f"llmcourse bench · {report['date']} · {m['cpu']} ({m['cores']} cores) · {m['isa_threads']}",
+    lines = [f"llmcourse bench · {report['date']} · {m['cpu']} ({m['cores']} cores) · {m['isa_threads']}"
+             + (f" · allocator: {m['allocator']}" if m.get("allocator") else ""),
              f"load average before {ld['before']} after {ld['after']} (1/5/15 min; above {m['cores']} = contended)",
              f"model {report['model']} · {report['steps']} optimizer steps per training run · kettlebird train split",
              f"matmul peak (measured): fp32 {p['fp32']:g} GFLOP/s · bf16 {p['bf16']:g} GFLOP/s "

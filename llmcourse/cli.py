@@ -11,6 +11,7 @@ import os
 import sys
 
 from .errors import CourseError
+from .malloc import restart_tuned
 
 # command -> (module, one-line help). Modules are imported only when their command runs,
 # so `python -m llmcourse doctor` stays fast and works even if a heavy package is broken.
@@ -47,6 +48,8 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if argv is None:  # the real command line: start again with the allocator setting training needs (malloc.py)
+        restart_tuned()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

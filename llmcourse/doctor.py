@@ -128,6 +128,19 @@ def check_model() -> Check:
                  "Run: python -m llmcourse prepare (once, about 30 s).")
 
 
+def check_allocator() -> Check:
+    from . import malloc
+
+    if not malloc.applies():
+        return Check("allocator", True, "not glibc, or LLMCOURSE_MALLOC=system: nothing to set", required=False)
+    if malloc.is_set():
+        return Check("allocator", True, f"glibc with {malloc.TUNABLE} (a few hundred MB less when training)",
+                     required=False)
+    return Check("allocator", False, "glibc's per-thread cache is on here, so training holds a few hundred MB more. "
+                 "Pick the kernel 'Python (LLM)' (./setup_kernel.sh registers it with the setting), or start "
+                 f"Jupyter with GLIBC_TUNABLES={malloc.TUNABLE}", required=False)
+
+
 def check_lamini() -> Check:
     from dotenv import dotenv_values
 
@@ -140,7 +153,8 @@ def check_lamini() -> Check:
 
 def run_checks() -> list[Check]:
     checks = []
-    for fn in (check_python, check_packages, check_kernel, check_device, check_disk, check_ram, check_model, check_lamini):
+    for fn in (check_python, check_packages, check_kernel, check_device, check_disk, check_ram, check_model,
+               check_allocator, check_lamini):
         try:
             checks.append(fn())
         except Exception as e:  # a broken package must not hide the other checks

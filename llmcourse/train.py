@@ -22,6 +22,7 @@ import torch
 from .config import TrainConfig, default_output_dir
 from .errors import CourseError
 from .hardware import releases_memory
+from .losses import can_skip_unlabelled_logits, labelled_token_loss
 from .models import base_model
 from .runs import Run
 from .schedules import make_scheduler
@@ -94,35 +95,6 @@ def _trainer_class():
             return self.lr_scheduler
 
     return CourseTrainer
-
-
-# decoder-only families whose logits are exactly lm_head(last hidden state): no scaling or soft-capping after it
-_PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "smollm3", "phi3"}
-
-
-def can_skip_unlabelled_logits(model) -> bool:
-    base = base_model(model)
-    return (getattr(base.config, "model_type", None) in _PLAIN_HEAD_TYPES and hasattr(base, "get_decoder")
-            and base.get_output_embeddings() is not None)
-
-
-def labelled_token_loss(model, inputs: dict, num_items_in_batch=None) -> torch.Tensor:
-    """The causal-LM loss of model(**inputs).loss, computing logits only at positions that have a label.
-
-    With answer-only masking most positions are prompt (label -100), yet a plain forward projects every one
-    of them onto the ~49k-token vocabulary and takes a softmax there. Skipping them gives the same loss and
-    gradients (tests check both) and less memory for logits; on the bundled model on a CPU the step is only
-    about 2% faster, because the 30 decoder layers' matrix products dominate.
-    """
-    base = base_model(model)
-    hidden = base.get_decoder()(**{k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids")
-                                   if k in inputs}).last_hidden_state
-    targets = inputs["labels"][:, 1:]  # position i predicts token i + 1
-    keep = targets != -100
-    logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
-    loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
-    count = keep.sum() if num_items_in_batch is None else num_items_in_batch
-    return loss / (count.to(loss.device) if torch.is_tensor(count) else count)
 
 
 def prepare_model(config: TrainConfig, model=None, tokenizer=None):

@@ -31,6 +31,7 @@ def _grads(model):
 def test_same_loss_and_gradients_as_the_full_forward(lora, packed, num_items):
     torch.manual_seed(0)
     model, tokenizer = load_model("tiny-random")
+    model.config.use_cache = False  # what Trainer does (TrainingArguments.use_cache=False); packed rows need it
     if lora:
         from peft import LoraConfig, get_peft_model
 
