@@ -82,6 +82,17 @@ class ProgressBar(TrainerCallback):
             self.bar = None
 
 
+class SkipEvalBeforeTheLast(TrainerCallback):
+    """No evaluation within half an evaluation interval of the last step, where the final one follows at once:
+    76 steps with eval_steps=25 evaluate at 0, 25, 50 and 76, not also at 75. Goes before StopCallback, which
+    asks for an evaluation when a run is stopped there."""
+
+    def on_step_end(self, args, state, control, **kw):
+        if control.should_evaluate and 0 < state.max_steps - state.global_step < state.eval_steps / 2:
+            control.should_evaluate = False
+        return control
+
+
 class StopCallback(TrainerCallback):
     """Ends training after the current step when `flag` is set (Stop button, first Ctrl-C), saving a checkpoint."""
 

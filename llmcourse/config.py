@@ -72,7 +72,8 @@ class TrainConfig:
                                         "smaller; a step takes longer (2 CPU cores: 1.15x with full finetuning, "
                                         "1.45x with LoRA).")
     # Evaluation, checkpoints, runs
-    eval_steps: int = _f(20, "Compute the validation loss every this many steps (and at the end); 0 = only at the end.")
+    eval_steps: int = _f(20, "Compute the validation loss every this many steps and at the end (one due less than "
+                             "half an interval before the end is left to the final one); 0 = only at the end.")
     save_steps: int = _f(0, "Save a resumable checkpoint every this many steps; 0 = only when stopped or at the end.")
     save_total_limit: int = _f(2, "Keep at most this many checkpoints per run (oldest deleted first).")
     save_model: bool = _f(True, "Save the final model (or LoRA adapter) in runs/<name>/model.")

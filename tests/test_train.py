@@ -99,6 +99,13 @@ def test_schedule_preview_equals_the_learning_rates_trainer_used(scheduler):
     assert used[0] == 0.0 and max(used) == pytest.approx(cfg.learning_rate)
 
 
+def test_no_evaluation_just_before_the_final_one():
+    run = train(fast(max_steps=7, eval_steps=3), data=DATA, verbose=False, estimate=False)
+    assert [r["step"] for r in run.history if r["eval_loss"] is not None] == [0, 3, 7]  # not 6: 7 follows at once
+    run = train(fast(max_steps=8, eval_steps=3), data=DATA, verbose=False, estimate=False)
+    assert [r["step"] for r in run.history if r["eval_loss"] is not None] == [0, 3, 6, 8]  # 2 steps: half or more
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_ctrl_c_stops_cleanly_and_resume_gives_identical_losses(lora):
     cfg = fast(lora=lora, lora_dropout=0.1, eval_steps=2, run_name="r")  # dropout: the RNG state must be restored too
