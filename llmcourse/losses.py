@@ -1,4 +1,4 @@
-"""The training loss, computed the cheap way: logits only where a label is, a few hundred rows at a time.
+"""The training loss, computed the cheap way: logits only where a label is, 128 rows at a time.
 
 A causal LM's loss projects each position's hidden state onto the whole vocabulary (~49k tokens for the
 bundled model), takes a softmax there and reads off the probability of the next token. With answer-only
@@ -6,7 +6,7 @@ masking most positions are prompt (label -100) and need no logits at all. And th
 that do count are big: 500 answer tokens x 49k x 4 bytes is 100 MB, and autograd keeps that tensor, its
 log-softmax and their gradients alive at once. Here each chunk's logits are made, turned into that chunk's
 loss and its gradients, and dropped before the next chunk: the same loss and gradients (tests check both),
-a few hundred MB less at the peak.
+less memory at the peak (about 0.1 GB for full finetuning in the benchmark; more with longer answers).
 """
 from __future__ import annotations
 

@@ -258,7 +258,8 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
                                          resuming=checkpoint is not None),
         train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
         data_collator=_collator(tokenizer), course_config=config, lr_lambda=lr_lambda,
-        callbacks=[HistoryCallback(run), SkipEvalBeforeTheLast(), stopper, guard, *extra, *([live] if live else []), *callbacks])
+        callbacks=[HistoryCallback(run), SkipEvalBeforeTheLast(), stopper, guard, *extra, *([live] if live else []),
+                   *callbacks])
     trainer.remove_callback(PrinterCallback)
     guard.step_loss = trainer.step_loss
     if checkpoint is not None and (path / "run.json").is_file():
