@@ -157,7 +157,7 @@ def plot_schedule(config, num_steps: int, *, schedulers=None, ax=None) -> Figure
         ax = fig.subplots()
     for name in schedulers or [config.lr_scheduler_type]:
         lrs = lr_schedule(config.replace(lr_scheduler_type=name), num_steps)
-        ax.plot(range(num_steps), lrs, label=name, marker="." if num_steps < 30 else None)
+        ax.plot(range(1, num_steps + 1), lrs, label=name, marker="." if num_steps < 30 else None)  # as runs count
     ax.set(xlabel="optimizer step", ylabel="learning rate",
            title=f"peak {config.learning_rate:g}, warmup {config.warmup_ratio:g}, {num_steps} steps")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))

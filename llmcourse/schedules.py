@@ -27,7 +27,9 @@ def make_scheduler(config: TrainConfig, optimizer, num_training_steps: int, lr_l
 
 
 def lr_schedule(config: TrainConfig, num_training_steps: int) -> list[float]:
-    """The learning rate at each optimizer step, exactly as Trainer will apply it (for previews)."""
+    """The learning rate at each optimizer step, exactly as Trainer will apply it (for previews).
+
+    Item i is the rate of step i + 1: steps count from 1, as in a run's history and its loss plot."""
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=config.learning_rate)
     scheduler = make_scheduler(config, optimizer, num_training_steps)

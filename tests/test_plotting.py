@@ -78,6 +78,7 @@ def test_schedule_preview_plots_what_trainer_will_use():
     lines = fig.axes[0].lines
     assert [line.get_label() for line in lines] == ["cosine", "linear", "constant"]
     assert list(lines[0].get_ydata()) == lr_schedule(cfg, 50)
+    assert list(lines[0].get_xdata()) == list(range(1, 51))  # steps count from 1, as in a run's history
     assert set(lines[2].get_ydata()) == {1e-3}  # constant: no warmup
 
 
