@@ -102,36 +102,48 @@ def plot_history(run, *, x: str = "step", smoothing: float = 0.9, log_scale: boo
 
 
 class LivePlot(TrainerCallback):
-    """Redraws the loss plot in place while training (at most every `every` seconds); silent outside notebooks.
+    """Redraws the loss plot in place while training; silent outside notebooks.
 
+    A frame comes at most every `every` seconds, and no sooner than DRAW_SHARE allows: a frame (building the
+    figure, encoding it, sending it) takes about 0.3 s on 2 CPU cores and training waits meanwhile, so with
+    DRAW_SHARE = 0.05 the gap is at least 20 times the last frame's cost (about 6 s there).
     show: where frames go; default a notebook display handle. A function receiving PNG bytes also works
     (the widgets send frames to their own output area that way).
     """
+
+    DRAW_SHARE = 0.05  # at most this share of the wall time goes to drawing
 
     def __init__(self, title: str = "", enabled: bool | None = None, every: float = 2.0, show=None):
         self.title, self.every, self.show = title, every, show
         self.enabled = (show is not None or in_notebook()) if enabled is None else enabled
         self.handle, self.last = None, 0.0
+        self.cost, self._asked = 0.0, None  # seconds the last frame took; when due() last said yes
 
     def due(self) -> bool:
-        """True when enabled and the last frame is at least `every` seconds old."""
-        return self.enabled and time.monotonic() - self.last >= self.every
+        """True when enabled and the last frame is old enough (`every`, and DRAW_SHARE of the time since)."""
+        now = time.monotonic()
+        if not (self.enabled and now - self.last >= max(self.every, self.cost / self.DRAW_SHARE)):
+            return False
+        self._asked = now  # the frame's cost runs from here: the caller builds the figure, then shows it
+        return True
 
     def show_figure(self, fig: Figure) -> None:
         """Replace the frame on screen with `fig` (nothing happens when disabled)."""
         if not self.enabled:
             return
         png = figure_png(fig)
-        self.last = time.monotonic()
         if self.show is not None:
             self.show(png)
-            return
-        from IPython.display import Image, display
-
-        if self.handle is None:
-            self.handle = display(Image(data=png, format="png"), display_id=True)
         else:
-            self.handle.update(Image(data=png, format="png"))
+            from IPython.display import Image, display
+
+            if self.handle is None:
+                self.handle = display(Image(data=png, format="png"), display_id=True)
+            else:
+                self.handle.update(Image(data=png, format="png"))
+        self.last = time.monotonic()
+        if self._asked is not None:
+            self.cost, self._asked = self.last - self._asked, None
 
     def draw(self, history: list[dict], title: str) -> None:
         self.show_figure(plot_history(None, history=history, title=title))

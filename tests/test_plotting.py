@@ -66,6 +66,27 @@ def test_live_plot_sends_throttled_frames_and_a_final_one(tmp_path):
     assert len(frames) == 2 and all(f[:4] == b"\x89PNG" for f in frames)
 
 
+def test_live_plot_keeps_drawing_to_a_twentieth_of_the_time(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("llmcourse.plotting.time.monotonic", lambda: clock[0])
+    frames = []
+
+    def show(png):  # each frame costs 0.5 s of (fake) time
+        clock[0] += 0.5
+        frames.append(png)
+
+    live = LivePlot("t", show=show, every=2.0)
+    asked = []
+    for _ in range(12):  # a log every second
+        if live.due():
+            asked.append(clock[0])
+            live.draw(HISTORY, "x")
+        clock[0] += 1.0
+    assert live.cost == 0.5
+    assert asked == [100.0, 110.5]  # 0.5 s / 0.05 = 10 s after the first frame ended (100.5), not 2 s
+    assert len(frames) == 2
+
+
 def test_live_plot_is_silent_outside_notebooks():
     live = LivePlot("t")
     assert live.enabled is False
