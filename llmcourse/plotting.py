@@ -104,9 +104,9 @@ def plot_history(run, *, x: str = "step", smoothing: float = 0.9, log_scale: boo
 class LivePlot(TrainerCallback):
     """Redraws the loss plot in place while training; silent outside notebooks.
 
-    A frame comes at most every `every` seconds, and no sooner than DRAW_SHARE allows: a frame (building the
-    figure, encoding it, sending it) takes about 0.3 s on 2 CPU cores and training waits meanwhile, so with
-    DRAW_SHARE = 0.05 the gap is at least 20 times the last frame's cost (about 6 s there).
+    A frame comes at most every `every` seconds, and no sooner than DRAW_SHARE allows: showing a frame (mostly
+    rendering the PNG) takes about 0.3 s on 2 CPU cores and training waits meanwhile, so with DRAW_SHARE = 0.05
+    the gap is at least 20 times the last frame's cost (about 6 s there).
     show: where frames go; default a notebook display handle. A function receiving PNG bytes also works
     (the widgets send frames to their own output area that way).
     """
@@ -117,20 +117,17 @@ class LivePlot(TrainerCallback):
         self.title, self.every, self.show = title, every, show
         self.enabled = (show is not None or in_notebook()) if enabled is None else enabled
         self.handle, self.last = None, 0.0
-        self.cost, self._asked = 0.0, None  # seconds the last frame took; when due() last said yes
+        self.cost = 0.0  # seconds the last frame took to show
 
     def due(self) -> bool:
         """True when enabled and the last frame is old enough (`every`, and DRAW_SHARE of the time since)."""
-        now = time.monotonic()
-        if not (self.enabled and now - self.last >= max(self.every, self.cost / self.DRAW_SHARE)):
-            return False
-        self._asked = now  # the frame's cost runs from here: the caller builds the figure, then shows it
-        return True
+        return self.enabled and time.monotonic() - self.last >= max(self.every, self.cost / self.DRAW_SHARE)
 
     def show_figure(self, fig: Figure) -> None:
         """Replace the frame on screen with `fig` (nothing happens when disabled)."""
         if not self.enabled:
             return
+        start = time.monotonic()
         png = figure_png(fig)
         if self.show is not None:
             self.show(png)
@@ -142,8 +139,7 @@ class LivePlot(TrainerCallback):
             else:
                 self.handle.update(Image(data=png, format="png"))
         self.last = time.monotonic()
-        if self._asked is not None:
-            self.cost, self._asked = self.last - self._asked, None
+        self.cost = self.last - start
 
     def draw(self, history: list[dict], title: str) -> None:
         self.show_figure(plot_history(None, history=history, title=title))
