@@ -64,7 +64,8 @@ class TrainConfig:
                                   "'q_proj,v_proj'.")
     # Speed, precision, memory
     precision: str = _f("auto", "Number format for the forward/backward pass (weights stay fp32): 'auto' picks bf16 "
-                        "on CPUs and GPUs that run it fast, fp16 on older GPUs, else fp32.", choices=PRECISIONS)
+                        "on CPUs and GPUs that run it fast (LLMCOURSE_PRECISION=bf16|fp32 forces it on a CPU), fp16 on "
+                        "older GPUs, else fp32.", choices=PRECISIONS)
     device: str = _f("auto", "auto, cpu, cuda or mps.")
     activation_checkpointing: bool = _f(False, "Save memory by recomputing (also called gradient checkpointing): "
                                         "keep only each layer's input during the forward pass and recompute the "

@@ -96,6 +96,21 @@ def check_device() -> Check:
     return Check("device", True, f"{detail}; torch {torch.__version__}")
 
 
+def check_precision() -> Check:
+    """Whether LLMCOURSE_PRECISION forces what precision='auto' picks on a CPU (tests run as on another CPU)."""
+    from .errors import CourseError
+    from .hardware import PRECISION_ENV, forced_cpu_precision
+
+    try:
+        forced = forced_cpu_precision()
+    except CourseError as e:
+        return Check("precision", False, str(e), f"Set {PRECISION_ENV} to bf16 or fp32, or unset it.")
+    if forced is None:
+        return Check("precision", True, f"'auto' measures this CPU ({PRECISION_ENV} unset)", required=False)
+    return Check("precision", True, f"'auto' is {forced} on a CPU: forced by {PRECISION_ENV}={forced}",
+                 required=False)
+
+
 def check_disk() -> Check:
     from .models import cache_dir
 
@@ -153,8 +168,8 @@ def check_lamini() -> Check:
 
 def run_checks() -> list[Check]:
     checks = []
-    for fn in (check_python, check_packages, check_kernel, check_device, check_disk, check_ram, check_model,
-               check_allocator, check_lamini):
+    for fn in (check_python, check_packages, check_kernel, check_device, check_precision, check_disk, check_ram,
+               check_model, check_allocator, check_lamini):
         try:
             checks.append(fn())
         except Exception as e:  # a broken package must not hide the other checks

@@ -90,6 +90,20 @@ def prefers_bf16(device: str = "cpu", cache_file: Path | None = None) -> bool:
     return known[key] >= BF16_MIN_SPEEDUP
 
 
+PRECISION_ENV = "LLMCOURSE_PRECISION"  # bf16 or fp32: what precision="auto" picks on a CPU, instead of measuring
+
+
+def forced_cpu_precision() -> str | None:
+    """$LLMCOURSE_PRECISION (bf16 or fp32), to train or test as on another kind of CPU; None when unset."""
+    value = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if value in ("", "bf16", "fp32"):
+        return value or None
+    from .errors import CourseError
+
+    raise CourseError(f"{PRECISION_ENV}={value!r}: set it to bf16 or fp32, or unset it so that precision='auto' "
+                      "measures this CPU.")
+
+
 def cpu_summary() -> str:
     """One line: instruction set PyTorch uses and thread count, e.g. 'AVX2, 2 threads'."""
     return f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"

@@ -108,26 +108,27 @@ class LivePlot(TrainerCallback):
     rendering the PNG) takes about 0.3 s on 2 CPU cores and training waits meanwhile, so with DRAW_SHARE = 0.05
     the gap is at least 20 times the last frame's cost (about 6 s there).
     show: where frames go; default a notebook display handle. A function receiving PNG bytes also works
-    (the widgets send frames to their own output area that way).
+    (the widgets send frames to their own output area that way). clock: seconds, for the throttle (tests fake it).
     """
 
     DRAW_SHARE = 0.05  # at most this share of the wall time goes to drawing
 
-    def __init__(self, title: str = "", enabled: bool | None = None, every: float = 2.0, show=None):
-        self.title, self.every, self.show = title, every, show
+    def __init__(self, title: str = "", enabled: bool | None = None, every: float = 2.0, show=None,
+                 clock=time.monotonic):
+        self.title, self.every, self.show, self.clock = title, every, show, clock
         self.enabled = (show is not None or in_notebook()) if enabled is None else enabled
-        self.handle, self.last = None, 0.0
+        self.handle, self.last = None, -math.inf  # the first frame is due at once, whatever the clock reads
         self.cost = 0.0  # seconds the last frame took to show
 
     def due(self) -> bool:
         """True when enabled and the last frame is old enough (`every`, and DRAW_SHARE of the time since)."""
-        return self.enabled and time.monotonic() - self.last >= max(self.every, self.cost / self.DRAW_SHARE)
+        return self.enabled and self.clock() - self.last >= max(self.every, self.cost / self.DRAW_SHARE)
 
     def show_figure(self, fig: Figure) -> None:
         """Replace the frame on screen with `fig` (nothing happens when disabled)."""
         if not self.enabled:
             return
-        start = time.monotonic()
+        start = self.clock()
         png = figure_png(fig)
         if self.show is not None:
             self.show(png)
@@ -138,7 +139,7 @@ class LivePlot(TrainerCallback):
                 self.handle = display(Image(data=png, format="png"), display_id=True)
             else:
                 self.handle.update(Image(data=png, format="png"))
-        self.last = time.monotonic()
+        self.last = self.clock()
         self.cost = self.last - start
 
     def draw(self, history: list[dict], title: str) -> None:

@@ -32,8 +32,8 @@ from .schedules import make_scheduler
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' -> bf16 where this hardware was measured to run bf16 matmuls faster than fp32, fp16 on GPUs
-    without bf16, else fp32. Weights stay fp32 in every case (autocast)."""
+    """'auto' -> bf16 where this hardware was measured to run bf16 matmuls faster than fp32 (on a CPU,
+    $LLMCOURSE_PRECISION overrides that), fp16 on GPUs without bf16, else fp32. Weights stay fp32 (autocast)."""
     if precision == "fp16" and device.type != "cuda":
         raise CourseError("precision='fp16' needs a CUDA GPU; on this machine use 'bf16' or 'fp32' (or 'auto').")
     if precision != "auto":
@@ -41,9 +41,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "cpu":
-        from .hardware import prefers_bf16
+        from .hardware import forced_cpu_precision, prefers_bf16
 
-        return "bf16" if prefers_bf16("cpu") else "fp32"
+        return forced_cpu_precision() or ("bf16" if prefers_bf16("cpu") else "fp32")
     return "fp32"
 
 

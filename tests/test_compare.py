@@ -73,6 +73,7 @@ def test_quick_finetune_trains_only_the_asked_facts_and_is_not_a_full_run(tmp_pa
     assert latest_run() is None  # nothing finetuned the bundled model here
 
 
+@pytest.mark.usefixtures("forced_precision")
 def test_a_brief_finetune_lowers_the_loss_on_new_wordings_of_trained_facts(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMCOURSE_RUNS", str(tmp_path))
     qs = question_set("kettlebird", ("test", "unseen"), limit=2)

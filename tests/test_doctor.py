@@ -46,6 +46,17 @@ def test_model_check_names_the_fix_when_not_prepared(monkeypatch, tmp_path):
     assert not c.ok and "llmcourse prepare" in c.fix
 
 
+def test_precision_check_says_when_llmcourse_precision_forces_auto(monkeypatch):
+    monkeypatch.delenv("LLMCOURSE_PRECISION", raising=False)
+    assert doctor.check_precision().detail == "'auto' measures this CPU (LLMCOURSE_PRECISION unset)"
+    monkeypatch.setenv("LLMCOURSE_PRECISION", "bf16")
+    c = doctor.check_precision()
+    assert c.ok and c.detail == "'auto' is bf16 on a CPU: forced by LLMCOURSE_PRECISION=bf16"
+    monkeypatch.setenv("LLMCOURSE_PRECISION", "half")
+    c = doctor.check_precision()
+    assert not c.ok and c.required and "LLMCOURSE_PRECISION='half'" in c.detail and "bf16 or fp32" in c.fix
+
+
 def test_lamini_key_is_optional_and_never_printed(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LAMINI_API_KEY", raising=False)

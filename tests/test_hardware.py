@@ -48,6 +48,7 @@ def test_prefers_bf16_needs_a_measured_speedup_of_at_least_1_2(tmp_path, monkeyp
 def test_auto_precision_on_this_cpu_follows_the_measurement(tmp_path, monkeypatch):
     from llmcourse.train import resolve_precision
 
+    monkeypatch.delenv("LLMCOURSE_PRECISION", raising=False)  # a developer may have set it for the whole suite
     monkeypatch.setenv("LLMCOURSE_CACHE", str(tmp_path))
     monkeypatch.setattr(hardware, "bf16_speedup", lambda device: 0.1)
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
@@ -56,6 +57,23 @@ def test_auto_precision_on_this_cpu_follows_the_measurement(tmp_path, monkeypatc
     (tmp_path / "hardware.json").unlink()
     assert resolve_precision("auto", torch.device("cpu")) == "bf16"
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+@pytest.mark.parametrize("speedup", [0.1, 2.5])
+def test_llmcourse_precision_forces_what_auto_picks_on_a_cpu_whatever_was_measured(tmp_path, monkeypatch, speedup):
+    from llmcourse import CourseError
+    from llmcourse.train import resolve_precision
+
+    monkeypatch.setenv("LLMCOURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(hardware, "bf16_speedup", lambda device: speedup)
+    measured = "bf16" if speedup > 1 else "fp32"
+    for value, chosen in [("bf16", "bf16"), ("fp32", "fp32"), (" BF16 ", "bf16"), ("", measured)]:
+        monkeypatch.setenv("LLMCOURSE_PRECISION", value)
+        assert resolve_precision("auto", torch.device("cpu")) == chosen
+        assert resolve_precision("fp32", torch.device("cpu")) == "fp32"  # an explicit choice stays as it is
+    monkeypatch.setenv("LLMCOURSE_PRECISION", "fp16")
+    with pytest.raises(CourseError, match=r"^LLMCOURSE_PRECISION='fp16': set it to bf16 or fp32, or unset it"):
+        resolve_precision("auto", torch.device("cpu"))
 
 
 def test_torchrun_processes_share_the_cores(monkeypatch):

@@ -51,31 +51,35 @@ def test_empty_history_still_plots(tmp_path):
     assert len(plot_history(make_run(tmp_path, history=[])).axes) == 2
 
 
-def test_live_plot_sends_throttled_frames_and_a_final_one(tmp_path):
+@pytest.mark.parametrize("start", [0.0, 1e6])  # a monotonic clock counts from any point, e.g. the boot
+def test_live_plot_sends_throttled_frames_and_a_final_one(tmp_path, start):
+    clock = [start]
     frames = []
-    live = LivePlot("t", show=frames.append, every=3600)
+    live = LivePlot("t", show=frames.append, every=10.0, clock=lambda: clock[0])
 
     class State:
         log_history = HISTORY
         global_step, max_steps = 3, 10
 
-    for _ in range(5):
+    sent = []
+    for _ in range(25):  # a log every second; showing a frame takes no (fake) time
         live.on_log(None, State, None)
-    assert len(frames) == 1  # throttled: one frame per `every` seconds
+        sent.append(len(frames))
+        clock[0] += 1.0
+    assert sent == [1] * 10 + [2] * 10 + [3] * 5  # the first log at once, then one frame per `every` seconds
     live.finish(make_run(tmp_path))
-    assert len(frames) == 2 and all(f[:4] == b"\x89PNG" for f in frames)
+    assert len(frames) == 4 and all(f[:4] == b"\x89PNG" for f in frames)
 
 
-def test_live_plot_keeps_drawing_to_a_twentieth_of_the_time(monkeypatch):
+def test_live_plot_keeps_drawing_to_a_twentieth_of_the_time():
     clock = [100.0]
-    monkeypatch.setattr("llmcourse.plotting.time.monotonic", lambda: clock[0])
     frames = []
 
     def show(png):  # each frame costs 0.5 s of (fake) time
         clock[0] += 0.5
         frames.append(png)
 
-    live = LivePlot("t", show=show, every=2.0)
+    live = LivePlot("t", show=show, every=2.0, clock=lambda: clock[0])
     asked = []
     for _ in range(12):  # a log every second
         if live.due():

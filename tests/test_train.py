@@ -18,6 +18,8 @@ from llmcourse.train import train
 ROWS = [{"prompt": f"What is the code of box {i}?", "completion": f"Box {i} has code {i * 7 % 10}{i % 3}."}
         for i in range(24)]
 DATA = {"train": ROWS[:20], "validation": ROWS[20:]}
+# how far the tiny model's logits (|x| < ~1) may move when computed another way: bf16 rounds to steps of 2^-8
+LOGITS_ATOL = {"fp32": 1e-4, "bf16": 2e-2}
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +56,7 @@ class Weights(TrainerCallback):
         self.after[state.global_step] = [p.detach().clone() for p in model.parameters() if p.requires_grad]
 
 
+@pytest.mark.usefixtures("forced_precision")
 def test_train_records_history_saves_the_run_and_changes_the_weights():
     before = [p.detach().clone() for p in load_model("tiny-random")[0].parameters()]
     run = train(fast(eval_steps=3), data=DATA, verbose=False)
@@ -74,14 +77,17 @@ def test_train_records_history_saves_the_run_and_changes_the_weights():
         assert torch.equal(a, b)
 
 
-def test_lora_run_saves_an_adapter_that_load_model_merges():
+def test_lora_run_saves_an_adapter_that_load_model_merges(forced_precision):
     run = train(fast(lora=True, lora_r=4, learning_rate=1e-2), data=DATA, verbose=False)
+    assert run.precision == forced_precision
     assert (run.path / "model" / "adapter_config.json").is_file()
     assert run.trainable_params < run.total_params / 10
     merged, tok = load_model(run.path)
     ids = tok("Box 3 has code", return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        assert torch.allclose(merged(ids).logits, run.model(ids).logits, atol=1e-4)
+    with torch.no_grad():  # run.model still computes in the run's precision; the merged model loads in fp32
+        logits, base = merged(ids).logits, load_model("tiny-random")[0](ids).logits
+        assert torch.allclose(logits, run.model(ids).logits, atol=LOGITS_ATOL[run.precision])
+        assert not torch.allclose(logits, base, atol=LOGITS_ATOL[run.precision])  # and the adapter mattered
 
 
 def test_count_steps_matches_trainer():
@@ -107,6 +113,7 @@ def test_no_evaluation_just_before_the_final_one():
 
 
 @pytest.mark.parametrize("lora", [False, True])
+@pytest.mark.usefixtures("forced_precision")
 def test_ctrl_c_stops_cleanly_and_resume_gives_identical_losses(lora):
     cfg = fast(lora=lora, lora_dropout=0.1, eval_steps=2, run_name="r")  # dropout: the RNG state must be restored too
     reference = train(cfg.replace(run_name="ref"), data=DATA, verbose=False, estimate=False)
@@ -125,6 +132,7 @@ def test_ctrl_c_stops_cleanly_and_resume_gives_identical_losses(lora):
     assert [evals[s] for s in (0, 2, 4, 6)] == pytest.approx(losses(reference, "eval_loss"), abs=1e-6)
 
 
+@pytest.mark.usefixtures("forced_precision")
 def test_resume_after_a_crash_continues_from_the_last_checkpoint():
     cfg = fast(save_steps=2, eval_steps=0, max_eval_samples=None, run_name="c")
     reference = train(cfg.replace(run_name="ref"), data=DATA, verbose=False, estimate=False)
@@ -144,6 +152,7 @@ def test_resume_without_a_checkpoint_says_what_to_do():
         train(fast(run_name="never"), data=DATA, resume=True, verbose=False)
 
 
+@pytest.mark.usefixtures("forced_precision")
 def test_divergence_guard_stops_a_huge_learning_rate_and_keeps_the_prior_weights():
     weights = Weights()
     run = train(fast(learning_rate=5.0, max_steps=20, eval_steps=0), data=DATA, verbose=False, estimate=False,
@@ -179,6 +188,7 @@ def test_without_rollback_the_guard_stops_the_run_keeps_no_copy_and_names_the_la
 
 
 @pytest.mark.parametrize("lora", [False, True])
+@pytest.mark.usefixtures("forced_precision")
 def test_activation_checkpointing_recomputes_to_the_same_losses_and_weights(lora, monkeypatch):
     import llmcourse.cost
 
@@ -202,6 +212,7 @@ def test_activation_checkpointing_recomputes_to_the_same_losses_and_weights(lora
     assert again.status == "finished" and flags == [True, False]  # a config without it switches it off again
 
 
+@pytest.mark.usefixtures("forced_precision")
 def test_the_guard_judges_each_step_by_the_loss_that_is_then_logged(monkeypatch):
     from llmcourse.callbacks import DivergenceGuard
 
@@ -231,6 +242,7 @@ def test_sweep_labels_follow_the_documented_rule():
     assert label_runs(runs) == ["too slow", "good", "unstable", "diverged", "too slow", "diverged", "diverged"]
 
 
+@pytest.mark.usefixtures("forced_precision")
 def test_sweep_starts_every_run_from_the_same_weights_and_restores_them_exactly():
     model, tok = load_model("tiny-random")
     before = {k: v.clone() for k, v in model.state_dict().items()}

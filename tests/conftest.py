@@ -1,0 +1,12 @@
+"""Fixtures for tests: running a test as on each kind of CPU the course meets."""
+import pytest
+
+
+@pytest.fixture(params=["fp32", "bf16"])
+def forced_precision(request, monkeypatch):
+    """precision='auto' gives fp32 (as on an AVX2 CPU), then bf16 (as on AVX-512-BF16 and AMX), whatever this CPU is.
+
+    For tests that train the tiny model and compare numbers, so that one machine catches what fails on another.
+    """
+    monkeypatch.setenv("LLMCOURSE_PRECISION", request.param)
+    return request.param
