@@ -153,13 +153,15 @@ def test_missing_rows_can_be_skipped():
 
 
 def test_bad_sources(tmp_path):
-    with pytest.raises(CourseError, match="not a file, a folder"):
+    with pytest.raises(CourseError, match="nope.jsonl: no such file or folder"):
         load(str(tmp_path / "nope.jsonl"))
+    with pytest.raises(CourseError, match="'kettlebrid' is not a file, a folder"):
+        load("kettlebrid")
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(CourseError, match="unknown file type"):
         load(tmp_path / "x.txt")
     (tmp_path / "arr.json").write_text("[1, 2]")
-    with pytest.raises(CourseError, match=r"item 1: each item must be an object"):
+    with pytest.raises(CourseError, match=r"arr.json, item 1: a JSON int, not an object"):
         load(tmp_path / "arr.json")
     with pytest.raises(CourseError, match="empty"):
         load([])
