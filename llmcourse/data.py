@@ -134,7 +134,7 @@ def _from_records(groups: dict, fields, skip_bad_rows, source: str):
     skipped = [s for g in groups.values() for s in g.skipped]
     if not records:
         raise CourseError(f"{source}: no rows could be read ({len(skipped)} bad, the first: {skipped[:1]}).")
-    layout = layout_of(records, fields)
+    layout = layout_of(records, fields, source)
     splits: dict[str, list] = defaultdict(list)
     for group, res in groups.items():
         rows, bad = canonical_rows(res.records, layout, skip_bad_rows=skip_bad_rows, source=source)

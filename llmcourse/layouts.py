@@ -95,14 +95,17 @@ def _row_layout(row: dict) -> Layout | None:
     return next((lay for lay in LAYOUTS if _fits(lay, cols)), None)
 
 
-def layout_of(records: list[Record], fields=None) -> Layout:
+def layout_of(records: list[Record], fields=None, source: str = "data") -> Layout:
     """The layout most rows have the columns of (a tie goes to the earlier row's), so one odd row never decides it."""
     columns = columns_of(records, sample=None)
     counts = Counter(lay.name for rec in records if (lay := _row_layout(rec.data)))
-    if fields is not None or not counts:
-        return detect_layout(columns, fields)
-    name = counts.most_common(1)[0][0]  # most_common keeps first-seen order among equal counts
-    return detect_layout(columns, among=[lay for lay in LAYOUTS if lay.name == name])
+    name = counts.most_common(1)[0][0] if counts else None  # most_common keeps first-seen order among equal counts
+    try:
+        if fields is not None or name is None:
+            return detect_layout(columns, fields)
+        return detect_layout(columns, among=[lay for lay in LAYOUTS if lay.name == name])
+    except CourseError as e:  # say which file
+        raise CourseError(f"{source}: {e}") from None
 
 
 class RowError(Exception):
