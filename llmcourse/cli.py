@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 
 from .errors import CourseError
 from .malloc import restart_tuned
@@ -45,7 +46,31 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
         else:
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
+    _add_debug(parser, default=False)
     return parser
+
+
+def _add_debug(parser, default) -> None:
+    """`--debug` on the top parser and on every command's parser, so it works before or after the command."""
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the traceback of an unexpected error (default: one line)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():  # SUPPRESS: a command's parser keeps a --debug given before it
+                _add_debug(sub, argparse.SUPPRESS)
+
+
+def check_positive(args, *names) -> None:
+    """Refuse a count flag (e.g. --max-new-tokens) below 1 with one line, before anything slow loads."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise CourseError(f"--{name.replace('_', '-')} {value}: must be at least 1.")
+
+
+def _command(args) -> str:
+    """The command as typed, e.g. 'data inspect', for the one-line error."""
+    return " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
 
 
 def main(argv=None) -> int:
@@ -58,12 +83,25 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except CourseError as e:
+    except CourseError as e:  # the user's input or environment: what was wrong and what to do, already said
+        if args.debug:
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing left to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as e:  # a fault nobody foresaw: one line, the traceback only on request
+        if args.debug:
+            traceback.print_exc()
+            return 1
+        what = (str(e).strip().splitlines() or [""])[0][:300]
+        print(f"error: {_command(args)} failed: {type(e).__name__}{': ' + what if what else ''} "
+              "(run again with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

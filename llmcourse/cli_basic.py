@@ -28,9 +28,11 @@ def add_generate_arguments(p):
 
 
 def run_generate(args) -> int:
+    from .cli import check_positive
     from .generation import generate
     from .models import load_model
 
+    check_positive(args, "max_new_tokens")
     t0 = time.time()
     model, tok = load_model(args.model, device=args.device)
     t1 = time.time()

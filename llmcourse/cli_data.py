@@ -20,7 +20,9 @@ def add_arguments(parser) -> None:
     for p in (inspect, convert):
         p.add_argument("path", help="a .jsonl/.json/.csv/.parquet file, a folder, or 'kettlebird' (the shipped set)")
         p.add_argument("--fields", help="which columns to use, e.g. prompt=q,completion=a (for unknown layouts)")
-        p.add_argument("--skip-bad-rows", action="store_true", help="skip broken rows and count them instead of stopping")
+        p.add_argument("--skip-bad-rows", action="store_true", help=(
+            "bad rows are listed either way; with this flag they do not make the exit status 1" if p is inspect else
+            "skip broken rows and count them instead of stopping"))
         p.add_argument("--encoding", default="utf-8", help="text encoding of the file (default utf-8)")
     inspect.add_argument("--template", default="chat", help="chat (default), alpaca, qa, or your own with {prompt}")
     inspect.add_argument("--max-length", type=int, default=256, help="token budget per example (default 256)")
@@ -35,11 +37,11 @@ def run(args) -> int:
     return {"inspect": inspect, "convert": convert}[args.data_command](args)
 
 
-def _load(args):
+def _load(args, skip_bad_rows: bool):
     from .data import load_instruction_data
 
-    return load_instruction_data(args.path, fields=args.fields, skip_bad_rows=args.skip_bad_rows,
-                                 encoding=args.encoding, verbose=True)
+    return load_instruction_data(args.path, fields=args.fields, skip_bad_rows=skip_bad_rows, encoding=args.encoding,
+                                 verbose=True)
 
 
 def text_histogram(values: list[int], bins: int = 10, width: int = 40, limit: int | None = None) -> str:
@@ -60,21 +62,31 @@ def text_histogram(values: list[int], bins: int = 10, width: int = 40, limit: in
 
 
 def inspect(args) -> int:
-    """Print the layout, rows per split, an example, token length stats + histogram, truncation and duplicates."""
+    """Print the layout, every bad row, then for the good rows an example, token lengths + histogram, truncation and
+    duplicates; exit 1 when there were bad rows (a diagnosis reads the whole file, it does not stop at the first)."""
+    from .cli import check_positive
     from .datachecks import check_data
 
-    dd = _load(args)
+    check_positive(args, "max_length")
+    dd = _load(args, skip_bad_rows=True)
     first = next(iter(dd.values()))
     print(f"columns: {', '.join(first.column_names)}")
-    for msg in getattr(dd, "skipped", [])[:5]:
-        print(f"  skipped {msg}")
+    bad = dd.skipped
+    if bad:
+        print(f"\n{len(bad)} bad rows:")
+        for msg in bad:
+            print(f"  {msg}")
+        print()
     example = {k: v for k, v in first[0].items() if k in ("prompt", "completion", "messages", "text")}
     print(f"first row: {json.dumps(example, ensure_ascii=False)[:300]}")
     if not args.no_tokens:
         _token_stats(dd, args)
     print("\nduplicates and overlap (questions compared after lowercasing and dropping punctuation):")
     check_data(dd)
-    return 0
+    if bad:
+        print(f"\n{len(bad)} bad rows (listed above; the statistics are of the good rows). Fix them, or pass "
+              "--skip-bad-rows to train, eval and convert to skip them.")
+    return 1 if bad and not args.skip_bad_rows else 0
 
 
 def _token_stats(dd, args) -> None:
@@ -109,13 +121,18 @@ def _rows(dd) -> list[dict]:
 
 def convert(args) -> int:
     """Write the canonical rows (with a `split` column when there are several splits) as jsonl/json/csv/parquet."""
-    dd = _load(args)
     src = Path(args.path)
     out = Path(args.out) if args.out else Path(f"{src.stem}.{args.to}")
+    if out.is_dir():
+        raise CourseError(f"--out {out} is a folder; give a file name, e.g. --out {out / f'{src.stem}.{args.to}'}.")
+    if not out.parent.is_dir():
+        raise CourseError(f"--out {out}: the folder {out.parent} {'is a file' if out.parent.exists() else 'does not exist'}"
+                          "; create the folder first, or pick another --out.")
     if out.exists() and out.resolve() == src.resolve():
         raise CourseError(f"{out} is the input file; pass --out to write somewhere else.")
     if out.exists() and not args.force:
         raise CourseError(f"{out} exists; pass --force to overwrite it or --out to pick another name.")
+    dd = _load(args, skip_bad_rows=args.skip_bad_rows)
     rows = _rows(dd)
     if args.to == "jsonl":
         out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")

@@ -21,6 +21,8 @@ def add_arguments(p):
                         "for the bundled model")
     p.add_argument("--retrieval", action="store_true", help="put the best-matching docs passages in each prompt (RAG)")
     p.add_argument("--template", default=None, help="prompt format: chat, qa, alpaca (default: the run's, else chat)")
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="skip broken rows of --data (they are counted) instead of stopping at the first")
     p.add_argument("--no-loss", action="store_true", help="skip the answer loss / perplexity of the reference answers")
     p.add_argument("--out", default=None, help="report folder (default: <run>/eval/<split> for a run, else runs/eval/<model>/<split>)")
 
@@ -42,12 +44,11 @@ def resolve_model(name: str):
 
 
 def run(args) -> int:
-    from .errors import CourseError
+    from .cli import check_positive
     from .evaluate import evaluate_model
     from .runs import runs_dir
 
-    if args.limit is not None and args.limit < 1:
-        raise CourseError(f"--limit {args.limit}: ask for at least 1 question per split.")
+    check_positive(args, "limit", "max_new_tokens", "batch_size")
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     target, saved = resolve_model(args.model)
     template = args.template or (saved.config.template if saved else "chat")
@@ -59,7 +60,7 @@ def run(args) -> int:
           flush=True)
     result = evaluate_model(target, args.data, splits=splits, limit=args.limit, name=args.model, retrieval=args.retrieval,
                             loss=not args.no_loss, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                            template=template)
+                            template=template, skip_bad_rows=args.skip_bad_rows)
     print(result.summary.to_string(float_format=lambda v: f"{v:.3f}"))
     path = result.save(out)
     n = len(result.table)

@@ -39,6 +39,8 @@ class TrainConfig:
                                "(on the shipped data padding falls from 14 to under 2 percent).")
     max_train_samples: Optional[int] = _f(None, "Train on at most this many rows (a quick subset); None = all.")
     max_eval_samples: Optional[int] = _f(64, "Evaluate on at most this many validation rows; None = all.")
+    skip_bad_rows: bool = _f(False, "Skip rows of the data that are broken or do not fit its layout (they are "
+                             "counted) instead of stopping at the first with its line number.")
     # The hyperparameters that matter first
     learning_rate: float = _f(1e-4, "Peak learning rate: how big each weight update is. Too low: the loss barely "
                               "moves; too high: it jumps around or explodes.")

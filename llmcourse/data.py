@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 from pathlib import Path
 
 from .errors import CourseError
-from .layouts import canonical_rows, columns_of, detect_layout
+from .hub import is_hub_id, looks_like_path, missing_path
+from .layouts import canonical_rows, layout_of
 from .readers import ReadResult, Record, data_files, read_file
 
 SHIPPED = "kettlebird"
@@ -107,8 +109,10 @@ def _load_any(source, fields, skip_bad_rows, encoding):
     if path.is_dir():
         groups = {p.stem: read_file(p, skip_bad_rows=skip_bad_rows, encoding=encoding) for p in data_files(path)}
         return _from_records(groups, fields, skip_bad_rows, path.name)
-    if isinstance(source, str) and source.count("/") == 1 and not source.startswith((".", "/", "~")):
+    if is_hub_id(source):
         return _load_any(_load_hub(source), fields, skip_bad_rows, encoding)
+    if looks_like_path(source):
+        raise missing_path(source)
     raise CourseError(f"{source!r} is not a file, a folder, nor the shipped set {SHIPPED!r}. Check the path.")
 
 
@@ -127,10 +131,10 @@ def _from_records(groups: dict, fields, skip_bad_rows, source: str):
     import datasets
 
     records = [r for g in groups.values() for r in g.records]
-    if not records:
-        raise CourseError(f"{source}: no rows could be read.")
-    layout = detect_layout(columns_of(records), fields)
     skipped = [s for g in groups.values() for s in g.skipped]
+    if not records:
+        raise CourseError(f"{source}: no rows could be read ({len(skipped)} bad, the first: {skipped[:1]}).")
+    layout = layout_of(records, fields, source)
     splits: dict[str, list] = defaultdict(list)
     for group, res in groups.items():
         rows, bad = canonical_rows(res.records, layout, skip_bad_rows=skip_bad_rows, source=source)
@@ -140,7 +144,13 @@ def _from_records(groups: dict, fields, skip_bad_rows, source: str):
             splits[name].append(row)
     order = sorted(splits, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9, s))
     dd = datasets.DatasetDict({s: datasets.Dataset.from_list(splits[s]) for s in order})
-    return dd, layout.name, skipped
+    return dd, layout.name, sorted(skipped, key=_file_and_line)
+
+
+def _file_and_line(where: str) -> tuple:
+    """'qa.jsonl, line 12: why' -> ('qa.jsonl', 12): bad rows listed in file order, whichever check found them."""
+    found = re.match(r"(.*?), (?:line|item|row) (\d+)", where)
+    return (found[1], int(found[2])) if found else (where, 0)
 
 
 def _drop_split_column(dd):

@@ -53,11 +53,12 @@ class EvalResult:
         return self.summary._repr_html_()
 
 
-def question_set(data="kettlebird", splits=("test", "unseen"), limit: int | None = None, seed: int = 0) -> pd.DataFrame:
+def question_set(data="kettlebird", splits=("test", "unseen"), limit: int | None = None, seed: int = 0, *,
+                 skip_bad_rows: bool = False) -> pd.DataFrame:
     """The questions to ask: id, fact_id, split, question, reference, source; `limit` rows per split, sampled."""
     from .data import load_instruction_data
 
-    dd = data if hasattr(data, "keys") else load_instruction_data(data, verbose=False)
+    dd = data if hasattr(data, "keys") else load_instruction_data(data, skip_bad_rows=skip_bad_rows, verbose=False)
     frames = []
     for split in [splits] if isinstance(splits, str) else splits:
         if split not in dd:
@@ -153,21 +154,23 @@ def _as_llm(model, tokenizer=None, **kwargs):
 def evaluate_model(model="smollm2-135m-instruct", data="kettlebird", *, splits=("test", "unseen"), limit: int | None = None,
                    tokenizer=None, name: str | None = None, retrieval=False, judge=None, loss: bool = True,
                    max_new_tokens: int = 48, batch_size: int | None = None, template: str = "chat", seed: int = 0,
-                   questions: pd.DataFrame | None = None) -> EvalResult:
+                   questions: pd.DataFrame | None = None, skip_bad_rows: bool = False) -> EvalResult:
     """Answer the held-out questions with `model` and score them.
 
     model: a name or path for `load_model` (a run folder too), a training Run, a loaded model (pass `tokenizer`), or any
     LLM with `complete()` (LocalLLM, LaminiLLM, RetrievalLLM). retrieval=True (or a Retriever) puts the
     top passages of the docs in each prompt. judge: an LLM that grades each answer (see JUDGE_CAVEAT).
     loss: also compute the answer loss/perplexity of the reference answers (local models only).
+    skip_bad_rows: skip broken rows of `data` instead of stopping at the first. The data loads before the model,
+    so a broken file fails at once.
     """
     from .retrieval import RetrievalLLM, Retriever
 
+    qs = questions if questions is not None else question_set(data, splits, limit, seed, skip_bad_rows=skip_bad_rows)
     base = llm = _as_llm(model, tokenizer, name=name, max_new_tokens=max_new_tokens, batch_size=batch_size,
                          template=template)
     if retrieval is not False and retrieval is not None:
         llm = RetrievalLLM(base, retrieval if isinstance(retrieval, Retriever) else None)
-    qs = questions if questions is not None else question_set(data, splits, limit, seed)
     t0 = time.time()
     table = score_table(qs, llm.complete(list(qs["question"])))
     if judge is not None:

@@ -10,6 +10,7 @@ import inspect
 
 import torch
 
+from .errors import CourseError
 from .models import base_model
 
 MAX_BATCH = 64  # on 2 CPU cores 100 questions take 69 s at batch 16, 48 s at 32, 38 s at 64 (bundled model)
@@ -57,6 +58,8 @@ def generate(model, tokenizer, prompt_or_messages, max_new_tokens: int = 64, *, 
     Greedy by default, so answers are reproducible. batch_size: prompts per batch; None picks it from the
     model's size (auto_batch_size: 64 for the bundled model).
     """
+    if max_new_tokens < 1:
+        raise CourseError(f"max_new_tokens={max_new_tokens}: an answer needs at least 1 token (CLI: --max-new-tokens).")
     single = isinstance(prompt_or_messages, str) or (
         isinstance(prompt_or_messages, list) and prompt_or_messages and isinstance(prompt_or_messages[0], dict))
     prompts = [prompt_or_messages] if single else list(prompt_or_messages)

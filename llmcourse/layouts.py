@@ -5,10 +5,11 @@ Canonical shapes: `prompt`/`completion` (one question, one answer), `messages` (
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from .errors import CourseError
-from .readers import Record
+from .readers import SKIP_HINT, Record
 
 # Metadata columns carried over unchanged when present.
 METADATA = ("id", "fact_id", "source", "split", "system", "category")
@@ -65,7 +66,7 @@ def parse_fields(fields) -> dict:
     return mapping
 
 
-def detect_layout(columns, fields=None) -> Layout:
+def detect_layout(columns, fields=None, among=LAYOUTS) -> Layout:
     """The layout of a table with these columns (case-insensitive), or the user's override; else a clear error."""
     cols = {c.lower(): c for c in columns}
     if fields is not None:
@@ -75,9 +76,8 @@ def detect_layout(columns, fields=None) -> Layout:
             raise CourseError(f"fields: column(s) {missing} not found; the data has columns {sorted(columns)}.")
         return Layout("custom (" + ", ".join(f"{k}={v}" for k, v in mapping.items()) + ")",
                       {k: cols.get(v.lower(), v) if v not in columns else v for k, v in mapping.items()})
-    for lay in LAYOUTS:
-        required = [c for k, c in lay.fields.items() if k not in lay.optional]
-        if all(c in cols for c in required):
+    for lay in among:
+        if _fits(lay, cols):
             return Layout(lay.name, {k: cols[c] for k, c in lay.fields.items() if c in cols}, lay.optional)
     raise CourseError(
         f"Unknown layout: the columns are {sorted(columns)}. Known layouts: {KNOWN}. Tell llmcourse which columns "
@@ -85,8 +85,35 @@ def detect_layout(columns, fields=None) -> Layout:
         "(CLI: --fields prompt=COL,completion=COL).")
 
 
+def _fits(layout: Layout, lower_columns) -> bool:
+    return all(c in lower_columns for k, c in layout.fields.items() if k not in layout.optional)
+
+
+def _row_layout(row: dict) -> Layout | None:
+    """The first known layout whose columns this one row has, or None."""
+    cols = {str(c).lower() for c in row}
+    return next((lay for lay in LAYOUTS if _fits(lay, cols)), None)
+
+
+def layout_of(records: list[Record], fields=None, source: str = "data") -> Layout:
+    """The layout most rows have the columns of (a tie goes to the earlier row's), so one odd row never decides it."""
+    columns = columns_of(records, sample=None)
+    counts = Counter(lay.name for rec in records if (lay := _row_layout(rec.data)))
+    name = counts.most_common(1)[0][0] if counts else None  # most_common keeps first-seen order among equal counts
+    try:
+        if fields is not None or name is None:
+            return detect_layout(columns, fields)
+        return detect_layout(columns, among=[lay for lay in LAYOUTS if lay.name == name])
+    except CourseError as e:  # say which file
+        raise CourseError(f"{source}: {e}") from None
+
+
 class RowError(Exception):
     """One row does not fit the layout; `str()` says where and why."""
+
+
+def _absent(row: dict, col: str) -> str:
+    return "null (no value)" if col in row else "missing"
 
 
 def _text(row: dict, col: str, where: str, optional: bool = False) -> str:
@@ -94,7 +121,7 @@ def _text(row: dict, col: str, where: str, optional: bool = False) -> str:
     if value is None:
         if optional:
             return ""
-        raise RowError(f"{where}: field {col!r} is missing")
+        raise RowError(f"{where}: field {col!r} is {_absent(row, col)}")
     if not isinstance(value, str):
         raise RowError(f"{where}: field {col!r} is a {type(value).__name__} ({str(value)[:40]}), not text")
     if not value.strip() and not optional:
@@ -102,7 +129,10 @@ def _text(row: dict, col: str, where: str, optional: bool = False) -> str:
     return value
 
 
-def _messages(value, col: str, where: str) -> list[dict]:
+def _messages(row: dict, col: str, where: str) -> list[dict]:
+    value = row.get(col)
+    if value is None:
+        raise RowError(f"{where}: field {col!r} is {_absent(row, col)}")
     if not isinstance(value, list) or not value:
         raise RowError(f"{where}: field {col!r} must be a non-empty list of turns, found {type(value).__name__}")
     turns = []
@@ -125,7 +155,7 @@ def canonical_row(record: Record, layout: Layout) -> dict:
     """One raw record in the canonical shape (plus metadata columns); raises RowError when it doesn't fit."""
     row, where, f = record.data, record.where, layout.fields
     if layout.kind == "messages":
-        out = {"messages": _messages(row.get(f["messages"]), f["messages"], where)}
+        out = {"messages": _messages(row, f["messages"], where)}
     elif layout.kind == "text":
         out = {"text": _text(row, f["text"], where)}
     elif "instruction" in f:
@@ -150,10 +180,15 @@ def canonical_rows(records: list[Record], layout: Layout, *, skip_bad_rows: bool
         try:
             rows.append(canonical_row(rec, layout))
         except RowError as e:
+            why, own = str(e), _row_layout(rec.data)
+            mixed = own is not None and own.name != layout.name and not layout.name.startswith("custom")
+            if mixed:
+                why += (f": this row has the columns of layout {own.name}, not {layout.name} like the rest of the "
+                        "data; keep one layout per file")
             if not skip_bad_rows:
-                raise CourseError(f"{e} (layout {layout.name}). Fix the row, or pass skip_bad_rows=True "
-                                  "(CLI: --skip-bad-rows) to skip such rows and count them.") from None
-            skipped.append(str(e))
+                raise CourseError(f"{why}{'' if mixed else f' (layout {layout.name})'}. Fix the row, or {SKIP_HINT}."
+                                  ) from None
+            skipped.append(why)
     if not rows:
         raise CourseError(f"{source}: no usable rows ({len(skipped)} skipped, e.g. {skipped[:1]}).")
     # Metadata columns must be present in every row for a table: fill the gaps with "".
@@ -164,8 +199,8 @@ def canonical_rows(records: list[Record], layout: Layout, *, skip_bad_rows: bool
     return rows, skipped
 
 
-def columns_of(records: list[Record], sample: int = 50) -> list[str]:
-    """The union of keys over the first rows (enough to detect a layout)."""
+def columns_of(records: list[Record], sample: int | None = 50) -> list[str]:
+    """The union of keys over the first `sample` rows (None: all rows)."""
     seen: dict = {}
     for rec in records[:sample]:
         seen.update(dict.fromkeys(rec.data))

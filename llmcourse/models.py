@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .errors import CourseError
+from .hub import is_hub_id, looks_like_path, missing_path
 
 BUNDLED = "smollm2-135m-instruct"
 TINY = "tiny-random"
@@ -110,10 +111,17 @@ def pick_device(device: str = "auto", verbose: bool = False) -> torch.device:
         else:
             name = "cpu"
     else:
-        name = device
-    dev = torch.device(name)
+        name = str(device)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:  # torch lists its twenty device types; the course runs on four
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise CourseError(f"device={device!r} is not a device llmcourse can use: pick auto, cpu, cuda (or cuda:N) or mps.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CourseError(f"device={device!r} asked for CUDA, but torch sees no CUDA GPU here. Use device='auto' or 'cpu'.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise CourseError(f"device={device!r} asked for Apple MPS, which this machine lacks. Use device='auto' or 'cpu'.")
     if verbose:
         label = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
         print(f"Using device: {label}")
@@ -158,7 +166,7 @@ def _is_local(name: str) -> bool:
 def _resolve_local(path: Path) -> Path:
     """A folder saved by transformers, or a training run folder (runs/<name>) whose model lives in a subfolder."""
     if not path.exists():
-        raise CourseError(f"{path} does not exist. Check the path (relative paths start from {Path.cwd()}).")
+        raise missing_path(path, "model folder or run")
     if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
         return path
     for sub in ("model", "final", "adapter"):
@@ -257,8 +265,10 @@ def _load(name: str, torch_dtype: torch.dtype):
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(path)
-    elif "/" in name and not name.startswith("/"):
+    elif is_hub_id(name):
         model, tokenizer = _load_hub(name, torch_dtype)
+    elif looks_like_path(name):
+        raise missing_path(name, "model folder or run")
     else:
         raise CourseError(
             f"{name!r} is not a model llmcourse knows: use {BUNDLED!r} (bundled, offline), {TINY!r} (tests), "

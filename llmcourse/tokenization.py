@@ -119,6 +119,8 @@ def tokenize_dataset(ds, tokenizer, *, template: str = "chat", max_length: int =
                                      for k, d in ds.items()})
     if truncation not in SIDES:
         raise CourseError(f"truncation={truncation!r}: use one of {SIDES}.")
+    if max_length < 1:
+        raise CourseError(f"max_length={max_length}: an example needs at least 1 token (CLI: --max-length).")
     if len(ds) == 0:
         raise CourseError("The dataset is empty: there is nothing to tokenize.")
     if "text" in ds.column_names and "prompt" not in ds.column_names and "messages" not in ds.column_names:

@@ -35,11 +35,21 @@ def test_inspect_reports_duplicates(capsys):
     assert "train: 4 rows: 2 exact duplicates" in capsys.readouterr().out
 
 
-def test_broken_file_prints_line_numbered_error(capsys):
-    assert main(["data", "inspect", str(FIX / "broken.jsonl"), "--no-tokens"]) == 2
-    assert capsys.readouterr().err.startswith(f"error: {FIX / 'broken.jsonl'}, line 3: not valid JSON")
+def test_broken_file_prints_line_numbered_error(tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    assert main(["data", "convert", str(FIX / "broken.jsonl"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {FIX / 'broken.jsonl'}, line 3: not valid JSON") and "--skip-bad-rows" in err
+    assert main(["data", "convert", str(FIX / "broken.jsonl"), "--out", str(out), "--skip-bad-rows"]) == 0
+    assert "3 train rows, 1 bad rows skipped" in capsys.readouterr().out
+
+
+def test_inspect_lists_bad_rows_and_exits_1_unless_told_to_skip(capsys):
+    assert main(["data", "inspect", str(FIX / "broken.jsonl"), "--no-tokens"]) == 1
+    out = capsys.readouterr().out
+    assert "1 bad rows:\n  broken.jsonl, line 3: not valid JSON (Expecting value at column 39)\n" in out
+    assert "train: 3 rows: 0 exact duplicates" in out  # the good rows are still checked
     assert main(["data", "inspect", str(FIX / "broken.jsonl"), "--no-tokens", "--skip-bad-rows"]) == 0
-    assert "1 bad rows skipped" in capsys.readouterr().out
 
 
 def test_unknown_layout_then_fields(capsys):

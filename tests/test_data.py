@@ -153,13 +153,15 @@ def test_missing_rows_can_be_skipped():
 
 
 def test_bad_sources(tmp_path):
-    with pytest.raises(CourseError, match="not a file, a folder"):
+    with pytest.raises(CourseError, match="nope.jsonl: no such file or folder"):
         load(str(tmp_path / "nope.jsonl"))
+    with pytest.raises(CourseError, match="'kettlebrid' is not a file, a folder"):
+        load("kettlebrid")
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(CourseError, match="unknown file type"):
         load(tmp_path / "x.txt")
     (tmp_path / "arr.json").write_text("[1, 2]")
-    with pytest.raises(CourseError, match=r"item 1: each item must be an object"):
+    with pytest.raises(CourseError, match=r"arr.json, item 1: a JSON int, not an object"):
         load(tmp_path / "arr.json")
     with pytest.raises(CourseError, match="empty"):
         load([])
@@ -169,3 +171,84 @@ def test_conversation_without_assistant_turn(tmp_path):
     (tmp_path / "c.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
     with pytest.raises(CourseError, match="line 1: the conversation has no assistant turn"):
         load(tmp_path / "c.jsonl")
+
+
+# ---- issue 16: files that used to crash or mislead ----
+
+def test_csv_field_over_the_csv_modules_limit_reads(tmp_path):
+    (tmp_path / "big.csv").write_text('question,answer\nq,"' + "x" * 200_000 + '"\n')
+    assert len(load(tmp_path / "big.csv")["train"]["completion"][0]) == 200_000
+
+
+def test_semicolon_and_tab_csv_are_read_by_their_header(tmp_path):
+    (tmp_path / "semi.csv").write_text("question;answer\nWhat, then?;That.\n")
+    (tmp_path / "tab.csv").write_text("question\tanswer\nWho?\tThem.\n")
+    assert load(tmp_path / "semi.csv")["train"][0] == {"prompt": "What, then?", "completion": "That."}
+    assert load(tmp_path / "tab.csv")["train"][0] == {"prompt": "Who?", "completion": "Them."}
+
+
+def test_utf16_is_named_and_reads_with_its_encoding(tmp_path):
+    (tmp_path / "u.jsonl").write_bytes('{"question": "Café?", "answer": "Oui."}\n'.encode("utf-16"))
+    with pytest.raises(CourseError, match=r"u\.jsonl is not UTF-8: it starts with a UTF-16 byte order mark.*"
+                                          r"--encoding utf-16"):
+        load(tmp_path / "u.jsonl")
+    assert load(tmp_path / "u.jsonl", encoding="utf-16")["train"]["prompt"] == ["Café?"]
+    (tmp_path / "nobom.jsonl").write_bytes('{"question": "a", "answer": "b"}\n'.encode("utf-16-le"))
+    with pytest.raises(CourseError, match="it holds NUL bytes, so it is probably UTF-16"):
+        load(tmp_path / "nobom.jsonl")
+
+
+def test_unknown_encoding_is_one_line():
+    with pytest.raises(CourseError, match=r"encoding 'klingon' is not one Python knows \(reading .*qa\.csv\)"):
+        load(FIX / "qa.csv", encoding="klingon")
+
+
+def test_deep_json_and_duplicate_keys_name_file_and_line(tmp_path):
+    good = '{"question": "a", "answer": "b"}\n'
+    (tmp_path / "deep.jsonl").write_text(good + '{"question": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "dup.jsonl").write_text(good + '{"question": "c", "answer": "d", "answer": "e"}\n')
+    (tmp_path / "dup.json").write_text('[{"question": "c", "answer": "d"}, {"question": "c", "question": "e"}]')
+    (tmp_path / "dup_turn.jsonl").write_text('{"messages": [{"role": "user", "content": "a", "content": "b"}]}\n')
+    with pytest.raises(CourseError, match=r"deep\.jsonl, line 2: JSON nested deeper than Python can read"):
+        load(tmp_path / "deep.jsonl")
+    with pytest.raises(CourseError, match=r"deep\.json: JSON nested deeper than Python can read"):
+        load(tmp_path / "deep.json")
+    with pytest.raises(CourseError, match=r"dup\.jsonl, line 2: key 'answer' appears twice in one object"):
+        load(tmp_path / "dup.jsonl")
+    with pytest.raises(CourseError, match=r"dup\.json, item 2: key 'question' appears twice"):
+        load(tmp_path / "dup.json")
+    with pytest.raises(CourseError, match=r"dup_turn\.jsonl, line 1: key 'content' appears twice"):
+        load(tmp_path / "dup_turn.jsonl")
+    assert load(tmp_path / "dup.jsonl", skip_bad_rows=True).skipped == [
+        "dup.jsonl, line 2: key 'answer' appears twice in one object (JSON keeps only the last); keep one"]
+
+
+def test_json_message_has_no_doubled_at(tmp_path):
+    (tmp_path / "u.jsonl").write_text('{"question": "a", "answer": "b\n')
+    with pytest.raises(CourseError, match=r"line 1: not valid JSON \(Unterminated string starting at column 29\)"):
+        load(tmp_path / "u.jsonl")
+
+
+def test_null_field_is_not_called_missing(tmp_path):
+    (tmp_path / "n.jsonl").write_text('{"question": "a", "answer": null}\n{"question": "b"}\n{"question": "c", '
+                                      '"answer": "d"}\n')
+    assert load(tmp_path / "n.jsonl", skip_bad_rows=True).skipped == [
+        "n.jsonl, line 1: field 'answer' is null (no value)", "n.jsonl, line 2: field 'answer' is missing"]
+
+
+def test_mixed_layouts_blame_the_row_that_differs_from_the_rest(tmp_path):
+    (tmp_path / "m.jsonl").write_text('{"question": "a", "answer": "b"}\n{"prompt": "c", "completion": "d"}\n'
+                                      '{"prompt": "e", "completion": "f"}\n')
+    with pytest.raises(CourseError, match=r"m\.jsonl, line 1: field 'prompt' is missing: this row has the columns of "
+                                          r"layout question/answer, not prompt/completion like the rest"):
+        load(tmp_path / "m.jsonl")
+    (tmp_path / "tie.jsonl").write_text('{"question": "a", "answer": "b"}\n{"prompt": "c", "completion": "d"}\n')
+    with pytest.raises(CourseError, match=r"tie\.jsonl, line 2"):  # a tie: the first row's layout is the file's
+        load(tmp_path / "tie.jsonl")
+
+
+def test_bad_rows_are_listed_in_file_order(tmp_path):
+    (tmp_path / "b.jsonl").write_text('{"question": "a"}\nnot json\n{"question": "c", "answer": "d"}\n')
+    assert [s.split(":")[0] for s in load(tmp_path / "b.jsonl", skip_bad_rows=True).skipped] == [
+        "b.jsonl, line 1", "b.jsonl, line 2"]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from llmcourse import generate, load_model
+from llmcourse import CourseError, generate, load_model
 from llmcourse.generation import render_prompt, to_messages
 
 
@@ -106,3 +106,9 @@ def test_batch_size_follows_the_size_of_the_kv_cache():
     assert auto_batch_size(smollm_135m, 320) == 64  # 2**30 / (2*30*3*64*4 * 320) = 72.8, capped
     assert auto_batch_size(smollm_1_7b, 320) == 8    # 2**30 / (2*24*32*64*4 * 320) = 8.5
     assert auto_batch_size(smollm_1_7b, 100_000) == 1
+
+
+def test_max_new_tokens_below_one_is_refused(tiny):
+    for n in (0, -3):
+        with pytest.raises(CourseError, match=f"max_new_tokens={n}: an answer needs at least 1 token"):
+            generate(*tiny, "hi", max_new_tokens=n)

@@ -54,8 +54,10 @@ def test_local_folder_round_trip(tmp_path):
 
 
 def test_bad_local_paths_say_what_is_wrong(tmp_path):
-    with pytest.raises(CourseError, match="does not exist"):
+    with pytest.raises(CourseError, match="nothing: no such model folder or run"):
         load_model(str(tmp_path / "nothing"))
+    with pytest.raises(CourseError, match="missing/model.safetensors: no such model folder"):  # no hub lookup
+        load_model("missing/model.safetensors")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CourseError, match="no model in it"):
         load_model(str(tmp_path / "empty"))
@@ -87,6 +89,9 @@ def test_lora_wraps_with_trainable_adapters_only():
 
 def test_pick_device_cpu_and_bad_cuda():
     assert models.pick_device("cpu").type == "cpu"
+    for bad in ("foo", "vulkan", "cuda:x"):
+        with pytest.raises(CourseError, match=f"device={bad!r} is not a device llmcourse can use"):
+            models.pick_device(bad)
     if not torch.cuda.is_available():
         with pytest.raises(CourseError, match="no CUDA"):
             models.pick_device("cuda")
@@ -112,3 +117,17 @@ def test_prepare_from_gguf_into_fresh_cache(monkeypatch, tmp_path):
     fresh, _ = load_model()
     ids = torch.tensor([[1, 9690, 198, 2683]])
     assert torch.equal(cached(ids).logits, fresh(ids).logits)
+
+
+def test_hub_ids_are_owner_slash_name_that_is_not_a_path(tmp_path, monkeypatch):
+    from llmcourse.hub import is_hub_id, looks_like_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "org").mkdir()
+    (tmp_path / "org" / "model").mkdir()
+    hub = ["HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct", "HuggingFaceTB/SmolLM2-1.7B"]
+    paths = ["missing/qa.jsonl", "missing/model.safetensors", "./a/b", "/abs/x", "~/x", "a/b/c", "runs/typo",
+             "org/model", "qa.csv", r"data\\qa.jsonl"]
+    assert [is_hub_id(n) for n in hub + paths] == [True] * 3 + [False] * 10
+    assert [looks_like_path(n) for n in paths + ["tiny-random", "kettlebird"]] == [True] * 10 + [False] * 2

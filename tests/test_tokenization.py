@@ -140,3 +140,9 @@ def test_length_plot_marks_the_budget():
     ax = plot_token_lengths(out)
     assert ax.get_legend().get_texts()[0].get_text() == "max_length 6: 1 rows over"
     assert ax.get_title() == "2 examples: median 7.5 tokens, max 10"
+
+
+def test_max_length_below_one_is_refused(tok):
+    ds = datasets.Dataset.from_list([{"prompt": "a", "completion": "b"}])
+    with pytest.raises(CourseError, match="max_length=0: an example needs at least 1 token"):
+        tokenize_dataset(ds, tok, max_length=0, verbose=False)
