@@ -35,11 +35,11 @@ def run(args) -> int:
     return {"inspect": inspect, "convert": convert}[args.data_command](args)
 
 
-def _load(args):
+def _load(args, **options):
     from .data import load_instruction_data
 
     return load_instruction_data(args.path, fields=args.fields, skip_bad_rows=args.skip_bad_rows,
-                                 encoding=args.encoding, verbose=True)
+                                 encoding=args.encoding, verbose=True, **options)
 
 
 def text_histogram(values: list[int], bins: int = 10, width: int = 40, limit: int | None = None) -> str:
@@ -109,7 +109,9 @@ def _rows(dd) -> list[dict]:
 
 def convert(args) -> int:
     """Write the canonical rows (with a `split` column when there are several splits) as jsonl/json/csv/parquet."""
-    dd = _load(args)
+    from .data import SHIPPED
+
+    dd = _load(args, **({} if args.path == SHIPPED else {"validation": 0}))  # the data's own splits, none added
     src = Path(args.path)
     out = Path(args.out) if args.out else Path(f"{src.stem}.{args.to}")
     if out.exists() and out.resolve() == src.resolve():
