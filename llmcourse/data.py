@@ -13,6 +13,7 @@ SHIPPED = "kettlebird"
 SPLIT_ORDER = ("train", "validation", "test", "unseen")
 SHIPPED_SEED = 0  # the shipped set's validation split is fixed, so every run on it is scored on the same rows
 VALIDATION_CAP = 200  # most rows held out as validation from data without one, so evaluating stays cheap
+VALIDATION_MIN_ROWS = 10  # fewer train rows than this (a demo, a handful of examples): nothing is held out
 GROUP_COLUMN = "fact_id"  # rows of one fact (paraphrases): held out as the shipped set is, one per fact
 
 
@@ -179,7 +180,7 @@ def add_validation_split(dd, *, fraction: float = 0.1, seed: int = 0, group_by: 
 def hold_out_validation(dd, *, fraction: float = 0.1, seed: int = 42, cap: int = VALIDATION_CAP):
     """(dd with `fraction` of its train rows moved to a seeded `validation` split, a line saying so); as is if it has one.
 
-    1 to `cap` rows, and train keeps at least one. Exact and near-duplicate questions move together or not at all,
+    1 to `cap` rows, from VALIDATION_MIN_ROWS train rows up. Exact and near-duplicate questions move together or not at all,
     so validation does not score a question that was trained on; with a fact_id column at most one such group per
     fact moves and every fact keeps training rows, as in the shipped set. Only where near-duplicates chain into
     groups too big to move (templated questions) are they split apart, exact duplicates never; the line says so.
@@ -190,7 +191,9 @@ def hold_out_validation(dd, *, fraction: float = 0.1, seed: int = 42, cap: int =
         return dd, ""
     train = dd["train"]
     n = len(train)
-    target = min(cap, max(1, round(fraction * n)), n - 1)
+    if n < VALIDATION_MIN_ROWS:
+        return dd, f"too few rows ({n}) to hold out a validation split"
+    target = min(cap, max(1, round(fraction * n)))
     facts = list(train[GROUP_COLUMN]) if GROUP_COLUMN in train.column_names else None
     per_fact, used, held = Counter(facts or []), set(), []
     rng = random.Random(seed)
@@ -210,8 +213,7 @@ def hold_out_validation(dd, *, fraction: float = 0.1, seed: int = 42, cap: int =
         if len(held) == target:
             break
     if not held:
-        return dd, (f"no validation split held out ({n} train rows: too few, or every question has a duplicate); "
-                    "training reports no validation loss")
+        return dd, "no validation split held out: every question has a duplicate"
     out = _move_to_validation(dd, sorted(held))
     line = f"held out {len(held)} of {n} rows ({fraction * 100:g}%, seed {seed}) as validation"
     near_train = len({i for i, _, _ in find_overlap(out["train"], out["validation"]).near})
