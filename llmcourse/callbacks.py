@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import threading
@@ -55,21 +56,74 @@ class HistoryCallback(TrainerCallback):
         self.run.peak_memory_mb = round(max(self.run.peak_memory_mb or 0, rss_mb))
 
 
-class ProgressBar(TrainerCallback):
-    """One tqdm bar (a widget in notebooks, text elsewhere) with loss, learning rate and ETA; main process only."""
+class StepTimer:
+    """Seconds per step and time left, timed from the end of the first step: its one-off warm-up (first allocations,
+    kernel selection, the start-of-run evaluation) would otherwise make the first estimates several times too long.
+    Call step(global_step) at each step's end; both answers are None until a second step has ended."""
 
-    def __init__(self, desc: str = "training"):
-        self.desc, self.bar = desc, None
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
+        self.first = self.last = None  # (step, time) at the end of the first step and of the latest one
+
+    def step(self, step: int) -> None:
+        mark = (step, self.clock())
+        if self.first is None:
+            self.first = mark
+        else:
+            self.last = mark
+
+    def seconds_per_step(self) -> float | None:
+        if self.last is None or self.last[0] == self.first[0]:
+            return None
+        return (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
+
+    def remaining(self, total_steps: int) -> float | None:
+        """Seconds until step `total_steps` at the pace since the first step; None while warming up."""
+        per_step = self.seconds_per_step()
+        return None if per_step is None else per_step * (total_steps - self.last[0])
+
+
+WARMING_UP = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<warming up{postfix}]"
+
+
+@functools.cache
+def _bar_class():
+    from tqdm.auto import tqdm
+
+    class StepBar(tqdm):
+        """tqdm whose rate (and so ETA) comes from a StepTimer: "warming up" until the second step has ended."""
+        timer: StepTimer | None = None
+
+        @property
+        def format_dict(self):
+            d = super().format_dict
+            per_step = self.timer.seconds_per_step() if self.timer is not None else None
+            if per_step:
+                d["rate"] = 1 / per_step
+            else:
+                d["bar_format"] = WARMING_UP
+            return d
+
+    return StepBar
+
+
+class ProgressBar(TrainerCallback):
+    """One tqdm bar (a widget in notebooks, text elsewhere) with loss, learning rate and an ETA that leaves out
+    the first step's warm-up (see StepTimer); main process only."""
+
+    def __init__(self, desc: str = "training", clock=time.perf_counter):
+        self.desc, self.bar, self.clock = desc, None, clock
 
     def on_train_begin(self, args, state, control, **kw):
         if state.is_world_process_zero:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step",
-                            dynamic_ncols=True)
+            self.timer = StepTimer(self.clock)
+            self.bar = _bar_class()(total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step",
+                                    dynamic_ncols=True)
+            self.bar.timer = self.timer
 
     def on_step_end(self, args, state, control, **kw):
         if self.bar is not None:
+            self.timer.step(state.global_step)
             self.bar.update(state.global_step - self.bar.n)
 
     def on_log(self, args, state, control, logs=None, **kw):

@@ -37,11 +37,11 @@ def run(args) -> int:
     return {"inspect": inspect, "convert": convert}[args.data_command](args)
 
 
-def _load(args, skip_bad_rows: bool):
+def _load(args, skip_bad_rows: bool, **options):
     from .data import load_instruction_data
 
     return load_instruction_data(args.path, fields=args.fields, skip_bad_rows=skip_bad_rows, encoding=args.encoding,
-                                 verbose=True)
+                                 verbose=True, **options)
 
 
 def text_histogram(values: list[int], bins: int = 10, width: int = 40, limit: int | None = None) -> str:
@@ -121,6 +121,8 @@ def _rows(dd) -> list[dict]:
 
 def convert(args) -> int:
     """Write the canonical rows (with a `split` column when there are several splits) as jsonl/json/csv/parquet."""
+    from .data import SHIPPED
+
     src = Path(args.path)
     out = Path(args.out) if args.out else Path(f"{src.stem}.{args.to}")
     if out.is_dir():
@@ -132,7 +134,8 @@ def convert(args) -> int:
         raise CourseError(f"{out} is the input file; pass --out to write somewhere else.")
     if out.exists() and not args.force:
         raise CourseError(f"{out} exists; pass --force to overwrite it or --out to pick another name.")
-    dd = _load(args, skip_bad_rows=args.skip_bad_rows)
+    own_splits = {} if args.path == SHIPPED else {"validation": 0}  # the data's own splits, none added
+    dd = _load(args, skip_bad_rows=args.skip_bad_rows, **own_splits)
     rows = _rows(dd)
     if args.to == "jsonl":
         out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")

@@ -2,6 +2,7 @@
 
     python -m llmcourse eval --model smollm2-135m-instruct --split test --limit 100
     python -m llmcourse eval --model runs/my-run --split test,unseen
+    python -m llmcourse eval --model runs/my-run --data my.jsonl --split validation   (the rows training held out)
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 def add_arguments(p):
     p.add_argument("--model", default="smollm2-135m-instruct",
                    help="bundled name, 'tiny-random', a run (runs/<name> or just <name>), a model folder, or a hub id")
-    p.add_argument("--data", default="kettlebird", help="'kettlebird' (shipped) or a .jsonl/.csv file with question/answer columns")
+    p.add_argument("--data", default=None,
+                   help="'kettlebird' (shipped) or a .jsonl/.csv file with question/answer columns (default: the "
+                        "run's data, else kettlebird); --split validation asks the rows the run held out")
     p.add_argument("--split", default="test", help="split(s) to ask, comma-separated: test, unseen, validation, ...")
     p.add_argument("--limit", type=int, default=None, help="ask at most N questions per split (a fixed random sample)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="longest answer, in tokens")
@@ -45,6 +48,8 @@ def resolve_model(name: str):
 
 def run(args) -> int:
     from .cli import check_positive
+    from .config import TrainConfig
+    from .data import load_instruction_data
     from .evaluate import evaluate_model
     from .runs import runs_dir
 
@@ -52,15 +57,19 @@ def run(args) -> int:
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     target, saved = resolve_model(args.model)
     template = args.template or (saved.config.template if saved else "chat")
+    config = saved.config if saved else TrainConfig()
+    data = args.data or config.data
     label = "+".join(splits) + ("-retrieval" if args.retrieval else "")
     out = Path(args.out) if args.out else (saved.path / "eval" / label if saved else
                                            runs_dir() / "eval" / re.sub(r"[^\w.-]+", "_", args.model).strip("_") / label)
-    print(f"Evaluating {args.model} on {args.data} [{', '.join(splits)}]"
+    print(f"Evaluating {args.model} on {data} [{', '.join(splits)}]"
           f"{f', {args.limit} questions per split' if args.limit else ''}{' with retrieval' if args.retrieval else ''} ...",
           flush=True)
-    result = evaluate_model(target, args.data, splits=splits, limit=args.limit, name=args.model, retrieval=args.retrieval,
+    # the run's validation share and seed: --split validation asks exactly the rows its training held out
+    dd = load_instruction_data(data, validation=config.validation, seed=config.seed, skip_bad_rows=args.skip_bad_rows)
+    result = evaluate_model(target, dd, splits=splits, limit=args.limit, name=args.model, retrieval=args.retrieval,
                             loss=not args.no_loss, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                            template=template, skip_bad_rows=args.skip_bad_rows)
+                            template=template)
     print(result.summary.to_string(float_format=lambda v: f"{v:.3f}"))
     path = result.save(out)
     n = len(result.table)

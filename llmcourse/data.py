@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from .errors import CourseError
@@ -13,6 +13,10 @@ from .readers import ReadResult, Record, data_files, read_file
 
 SHIPPED = "kettlebird"
 SPLIT_ORDER = ("train", "validation", "test", "unseen")
+SHIPPED_SEED = 0  # the shipped set's validation split is fixed, so every run on it is scored on the same rows
+VALIDATION_CAP = 200  # most rows held out as validation from data without one, so evaluating stays cheap
+VALIDATION_MIN_ROWS = 10  # fewer train rows than this (a demo, a handful of examples): nothing is held out
+GROUP_COLUMN = "fact_id"  # rows of one fact (paraphrases): held out as the shipped set is, one per fact
 
 
 def shipped_dir() -> Path:
@@ -21,17 +25,22 @@ def shipped_dir() -> Path:
 
 
 def load_instruction_data(source=SHIPPED, *, split: str | None = None, fields=None, skip_bad_rows: bool = False,
-                          encoding: str = "utf-8", validation: float = 0.1, seed: int = 0, verbose: bool = True):
+                          encoding: str = "utf-8", validation: float = 0.1, seed: int = 42, verbose: bool = True):
     """Any instruction data -> a DatasetDict (or the one `split`) with `prompt`/`completion`, `messages` or `text`.
 
     source: "kettlebird" (the shipped set), "kettlebird-docs" (its pages as text), a .jsonl/.json/.csv/.parquet
     file, a folder of them (one split per file, named by the file), a list of dicts, a pandas DataFrame,
     or a Hugging Face hub name when online. The layout is detected from the column names; `fields`
     overrides it (e.g. {"prompt": "q", "completion": "a"}). Rows with a `split` column are split by it.
-    For the shipped set, `validation` is that share of train rows (seed `seed`), at most one per fact,
-    so every fact keeps training rows.
+    Data without a validation split gets one: `validation` is the share of train rows held out, seeded by `seed`
+    (see hold_out_validation); 0 keeps every row in train. The shipped set's validation split is fixed (seed 0),
+    at most one row per fact, so every fact keeps training rows.
     """
+    if not 0 <= validation < 1:
+        raise CourseError(f"validation={validation!r}: give the share of training rows to hold out, from 0 (none) "
+                          "to below 1, e.g. 0.1.")
     skipped: list[str] = []
+    held = ""
     if isinstance(source, str) and source == f"{SHIPPED}-docs":
         dd = load_text_data(verbose=False)
         layout = "text (docs pages)"
@@ -40,14 +49,14 @@ def load_instruction_data(source=SHIPPED, *, split: str | None = None, fields=No
         if not path.is_file():
             raise CourseError(f"The shipped data set is missing ({path}). Reinstall llmcourse from the repository.")
         dd, layout, skipped = _from_records({"all": read_file(path, encoding=encoding)}, fields, skip_bad_rows, path.name)
-        dd = add_validation_split(dd, fraction=validation, seed=seed, group_by="fact_id")
+        dd = add_validation_split(_drop_split_column(dd), fraction=validation, seed=SHIPPED_SEED, group_by=GROUP_COLUMN)
     else:
         dd, layout, skipped = _load_any(source, fields, skip_bad_rows, encoding)
-    dd = _drop_split_column(dd)
+        dd, held = hold_out_validation(_drop_split_column(dd), fraction=validation, seed=seed)
     if verbose:
         sizes = " · ".join(f"{len(d)} {name}" for name, d in dd.items())
         note = f", {len(skipped)} bad rows skipped" if skipped else ""
-        print(f"{_name(source)}: layout {layout}; {sizes} rows{note}")
+        print(f"{_name(source)}: layout {layout}; {sizes} rows{note}" + (f"; {held}" if held else ""))
     dd.layout = layout
     dd.skipped = skipped
     if split is None:
@@ -161,8 +170,6 @@ def _drop_split_column(dd):
 
 def add_validation_split(dd, *, fraction: float = 0.1, seed: int = 0, group_by: str | None = "fact_id"):
     """Move `fraction` of the train rows to a new `validation` split, at most one row per group so each group keeps train rows."""
-    import datasets
-
     if "validation" in dd or fraction <= 0 or "train" not in dd:
         return dd
     train = dd["train"]
@@ -177,6 +184,60 @@ def add_validation_split(dd, *, fraction: float = 0.1, seed: int = 0, group_by: 
         val_idx = sorted(rng.choice(groups[g]) for g in chosen)
     else:
         val_idx = sorted(rng.sample(range(len(train)), n_val))
+    return _move_to_validation(dd, val_idx)
+
+
+def hold_out_validation(dd, *, fraction: float = 0.1, seed: int = 42, cap: int = VALIDATION_CAP):
+    """(dd with `fraction` of its train rows moved to a seeded `validation` split, a line saying so); as is if it has one.
+
+    1 to `cap` rows, from VALIDATION_MIN_ROWS train rows up. Exact and near-duplicate questions move together or not at all,
+    so validation does not score a question that was trained on; with a fact_id column at most one such group per
+    fact moves and every fact keeps training rows, as in the shipped set. Only where near-duplicates chain into
+    groups too big to move (templated questions) are they split apart, exact duplicates never; the line says so.
+    """
+    from .datachecks import duplicate_groups, find_overlap
+
+    if "validation" in dd or "train" not in dd or fraction <= 0:
+        return dd, ""
+    train = dd["train"]
+    n = len(train)
+    if n < VALIDATION_MIN_ROWS:
+        return dd, f"too few rows ({n}) to hold out a validation split"
+    target = min(cap, max(1, round(fraction * n)))
+    facts = list(train[GROUP_COLUMN]) if GROUP_COLUMN in train.column_names else None
+    per_fact, used, held = Counter(facts or []), set(), []
+    rng = random.Random(seed)
+    for near in (True, False):
+        taken = set(held)
+        groups = [g for g in duplicate_groups(train, near=near) if not taken & set(g)]
+        rng.shuffle(groups)
+        for group in groups:
+            if len(held) + len(group) > target:
+                continue
+            if facts is not None:
+                counts = Counter(facts[i] for i in group)
+                if any(f in used or per_fact[f] == k for f, k in counts.items()):
+                    continue
+                used |= set(counts)
+            held += group
+        if len(held) == target:
+            break
+    if not held:
+        return dd, "no validation split held out: every question has a duplicate"
+    out = _move_to_validation(dd, sorted(held))
+    line = f"held out {len(held)} of {n} rows ({fraction * 100:g}%, seed {seed}) as validation"
+    near_train = len({i for i, _, _ in find_overlap(out["train"], out["validation"]).near})
+    if near_train:
+        line += (f" ({near_train} of them have a near-duplicate question in train: templated questions? "
+                 "`python -m llmcourse data inspect` lists them)")
+    return out, line
+
+
+def _move_to_validation(dd, val_idx: list[int]):
+    """dd with these train rows moved to a new `validation` split, the splits in the usual order."""
+    import datasets
+
+    train = dd["train"]
     keep = sorted(set(range(len(train))) - set(val_idx))
     out = {"train": train.select(keep), "validation": train.select(val_idx)}
     out.update({k: v for k, v in dd.items() if k != "train"})

@@ -109,6 +109,27 @@ def find_overlap(train, other, *, split: str = "test", threshold: float = NEAR) 
     return report
 
 
+def duplicate_groups(ds, *, near: bool = True, threshold: float = NEAR) -> list[list[int]]:
+    """Row indices grouped so that the same question (and, with `near`, similar ones) share a group: what a split keeps on one side."""
+    qs = [normalize(question_of(r)) for r in ds]
+    parent = list(range(len(qs)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict = {}
+    pairs = [(first.setdefault(q, i), i) for i, q in enumerate(qs)]
+    for i, j in pairs + ([(i, j) for i, j, _ in similar_pairs(qs, threshold=threshold)] if near else []):
+        parent[root(j)] = root(i)
+    groups = defaultdict(list)
+    for i in range(len(qs)):
+        groups[root(i)].append(i)
+    return sorted(groups.values())
+
+
 def check_data(dd, *, threshold: float = NEAR, verbose: bool = True, examples: int = 3) -> dict:
     """Duplicates per split and overlap of every other split with train; prints a short report with examples."""
     out = {"duplicates": {k: find_duplicates(d, threshold=threshold) for k, d in dd.items()}, "overlap": {}}

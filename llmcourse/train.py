@@ -142,9 +142,9 @@ def prepare_data(config: TrainConfig, tokenizer, data=None, verbose: bool = True
         data = {"train": data}
     elif isinstance(data, dict):  # also a DatasetDict
         data = {k: v if isinstance(v, datasets.Dataset) else datasets.Dataset.from_list(list(v)) for k, v in data.items()}
-    else:  # a name, a file or folder, a list of rows, a DataFrame
-        data = load_instruction_data(config.data if data is None else data, skip_bad_rows=config.skip_bad_rows,
-                                     verbose=verbose)
+    else:  # a name, a file or folder, a list of rows, a DataFrame; eval holds out the same validation rows
+        data = load_instruction_data(config.data if data is None else data, validation=config.validation,
+                                     seed=config.seed, skip_bad_rows=config.skip_bad_rows, verbose=verbose)
     if "train" not in data:
         raise CourseError(f"The training data has no 'train' split (it has {list(data)}).")
     out = {}

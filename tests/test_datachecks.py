@@ -26,7 +26,7 @@ def test_exact_conflicting_and_near_duplicates():
 
 
 def test_fixture_file_duplicates():
-    rep = find_duplicates(load_instruction_data(FIX / "duplicates.jsonl", split="train", verbose=False))
+    rep = find_duplicates(load_instruction_data(FIX / "duplicates.jsonl", split="train", validation=0, verbose=False))
     assert rep.exact == [(0, 2), (0, 3)] and rep.near == []
 
 

@@ -43,7 +43,7 @@ def test_template_route_gives_loadable_pairs():
     pairs = qa_from_headings(PAGE, source="descaling.md")
     assert pairs[1]["question"] == "What does the Descaling how-to page say about the reminder?"
     assert pairs[1]["answer"] == "The display shows D1 after 140 boils."
-    assert load_instruction_data(pairs, verbose=False)["train"]["completion"][2] == "Use citric acid."
+    assert load_instruction_data(pairs, validation=0, verbose=False)["train"]["completion"][2] == "Use citric acid."
 
 
 def test_drafting_asks_for_a_question_then_an_answer():
