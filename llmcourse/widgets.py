@@ -256,6 +256,7 @@ class TrainingPanel:
         self.warning = W.HTML()
         self.table = W.VBox([W.HTML(_table_line(f"<b>{name}</b>" for name, _ in COLUMNS))],
                             layout=W.Layout(margin="0 0 0 28px"))  # the header sits above the cells, past the boxes
+        self.table.add_class("llmcourse-runs")  # for the browser test, as the plot's class
         self.answers = W.HTML()
         self.entries: list[PanelRun] = []
         self.stop_flag = threading.Event()
