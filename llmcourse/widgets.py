@@ -15,10 +15,10 @@ import time
 import ipywidgets as W
 from transformers import TrainerCallback
 
-from .config import PRECISIONS, SCHEDULERS, TrainConfig, default_output_dir, field_help
+from .config import PRECISIONS, SCHEDULERS, TrainConfig, field_help
 from .errors import CourseError
 from .plotting import LivePlot, figure_png, plot_runs, plot_schedule, run_color
-from .runs import Run
+from .runs import Run, runs_dir
 
 LAYOUT = {"width": "420px"}
 READY = "Set the hyperparameters, then press Train."
@@ -30,8 +30,8 @@ PLACEHOLDER = ("<div style='width:740px;padding:40px 0;text-align:center;color:#
 STOPPING = "stopping after this step…"
 NO_RESUME = "Resume continues a stopped run (Stop saves a checkpoint); there is none in the list."
 MAX_NEW_TOKENS = 48  # one or two sentences: a Kettlebird answer is one
-COLUMNS = (("#", 30), ("learning rate", 95), ("train loss", 75), ("eval loss", 75), ("steps", 50), ("time", 60),
-           ("status", 140), ("run", 330))  # the run table's columns and their widths in pixels
+COLUMNS = (("#", 40), ("learning rate", 110), ("train loss", 80), ("eval loss", 80), ("steps", 50), ("time", 60),
+           ("status", 170), ("run", 330))  # the run table's columns and their widths in pixels
 
 
 def _make(name: str, value):
@@ -121,7 +121,7 @@ class PanelRun:
 
     def __init__(self, number: int, config: TrainConfig, sweep: bool = False):
         self.number, self.sweep, self.label_note = number, sweep, ""
-        self.run = Run(config=config, path=default_output_dir(config), status="queued")  # train picks the folder
+        self.run = Run(config=config, path=runs_dir() / config.name, status="queued")  # train picks the real folder
         self.checkbox = W.Checkbox(value=True, indent=False, layout=W.Layout(width="24px"),
                                    tooltip="Show this run in the plot and ask it the questions")
         self.cells = W.HTML()
@@ -165,14 +165,15 @@ def _table_line(cells) -> str:
 
 def answers_html(questions: list, runs: list, answers: dict) -> str:
     """The answers of several panel runs side by side: one row per question, one column per run (in its colour)."""
-    head = "".join(f"<th style='color:{r.color}'>{html.escape(r.label)}</th>" for r in runs)
+    cell = "style='vertical-align:top;text-align:left;padding:4px 10px;border-top:1px solid #ddd'"
+    head = "".join(f"<th {cell[:-1]};color:{r.color}'>{html.escape(r.label)}</th>" for r in runs)
     rows = "".join(
-        f"<tr><td>{html.escape(q['question'])}</td><td><i>{html.escape(q.get('reference', ''))}</i></td>"
-        + "".join(f"<td data-run='{r.number}'>{html.escape(answers[r.number][i]) or '(empty answer)'}</td>"
+        f"<tr><td {cell}>{html.escape(q['question'])}</td><td {cell}><i>{html.escape(q.get('reference', ''))}</i></td>"
+        + "".join(f"<td {cell} data-run='{r.number}'>{html.escape(answers[r.number][i]) or '(empty answer)'}</td>"
                   for r in runs) + "</tr>"
         for i, q in enumerate(questions))
-    return (f"<table class='llmcourse-answers' style='border-collapse:collapse'><tr><th>question</th>"
-            f"<th>reference</th>{head}</tr>{rows}</table>")
+    return (f"<table class='llmcourse-answers' style='border-collapse:collapse'><tr><th {cell}>question</th>"
+            f"<th {cell}>reference</th>{head}</tr>{rows}</table>")
 
 
 class _PanelProgress(TrainerCallback):
@@ -372,9 +373,10 @@ class TrainingPanel:
         for b in (self.train_button, self.sweep_button):
             b.disabled = busy
         self.stop_button.disabled = not (busy and stoppable)
-        self.resume_button.disabled = busy or self._resumable() is None
-        self.resume_button.tooltip = NO_RESUME if self._resumable() is None else (
-            f"Continue run #{self._resumable().number} from its checkpoint")
+        resumable = self._resumable()
+        self.resume_button.disabled = busy or resumable is None
+        self.resume_button.tooltip = (NO_RESUME if resumable is None else
+                                      f"Continue run #{resumable.number} from its checkpoint")
         self.ask_button.disabled = busy or not any(e.ended for e in self.entries)
 
     def _resumable(self):
@@ -427,6 +429,7 @@ class TrainingPanel:
             self.status.value = f"Sweep done. Suggested learning rate: {result.best_lr or 'none of the three'}."
 
     def _guard_entry(self, entry: PanelRun, fn, *args, **kw):
+        """fn(*args, **kw); when it raises, the entry's line says "crashed" (the panel's status line says why)."""
         try:
             return fn(*args, **kw)
         except BaseException:
