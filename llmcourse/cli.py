@@ -22,6 +22,7 @@ COMMANDS = {
     "data": ("llmcourse.cli_data", "inspect or convert instruction data"),
     "train": ("llmcourse.cli_train", "finetune a model (full or LoRA) and save the run under runs/"),
     "eval": ("llmcourse.cli_eval", "evaluate a model or run on the course questions"),
+    "runs": ("llmcourse.cli_runs", "list, show, delete or prune the saved runs"),
     "bench": ("llmcourse.bench", "benchmark training and generation speed against the peers"),
     "check-course": ("llmcourse.course_check", "execute every notebook (instructors, before a workshop)"),
 }

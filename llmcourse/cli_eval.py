@@ -26,13 +26,19 @@ def add_arguments(p):
 
 
 def resolve_model(name: str):
-    """(what load_model gets, the saved Run or None) for a --model value: a run is found by path or by name."""
-    from .runs import load_run, runs_dir
+    """(what load_model gets, the saved Run or None) for a --model value: a run by folder, name or name prefix
+    (the newest match); anything else (a model name, folder or hub id) goes to load_model as it is."""
+    from .errors import CourseError
+    from .models import BUNDLED
+    from .runs import find_run, is_run, load_run
 
-    for candidate in (Path(name).expanduser(), runs_dir() / name):
-        if (candidate / "run.json").is_file():
-            return str(candidate), load_run(candidate)
-    return name, None
+    if name in (BUNDLED, "tiny-random") or (Path(name).expanduser().exists() and not is_run(Path(name).expanduser())):
+        return name, None
+    try:
+        path = find_run(name)
+    except CourseError:
+        return name, None
+    return str(path), load_run(path)
 
 
 def run(args) -> int:

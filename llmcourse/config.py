@@ -83,8 +83,11 @@ class TrainConfig:
                                    "copy of the trainable weights (full finetuning of the bundled model: 0.54 GB; "
                                    "LoRA: a few MB). False saves that memory; a diverged run is then stopped as is "
                                    "and its last checkpoint is the way back.")
-    output_dir: Optional[str] = _f(None, "Run folder; default runs/<run_name> (see runs_dir()).")
-    run_name: Optional[str] = _f(None, "Name of the run folder; default made from the settings and the time.")
+    output_dir: Optional[str] = _f(None, "Run folder, used exactly as given (a run already there is replaced only "
+                                   "with overwrite); default runs/<run_name> (see runs_dir()).")
+    run_name: Optional[str] = _f(None, "Name of the run folder under runs/; default made from the settings and the "
+                                 "start time, e.g. lora-r64-lr1e-03-cosine-1ep-1130-142501. A name already taken "
+                                 "gets -2, -3, ...")
 
     def __post_init__(self):
         self.validate()
@@ -164,6 +167,10 @@ class TrainConfig:
                 bad(name, "must not be negative.")
         if not 0 <= self.lora_dropout < 1:
             bad("lora_dropout", "must be in [0, 1).")
+        name = self.run_name
+        if name is not None and (name.strip() in ("", ".", "..") or name != name.strip() or "/" in name or "\\" in name):
+            bad("run_name", "a run name is one folder name under runs/, e.g. 'lora-high-lr': no '/' or '\\', not "
+                            "'.' or '..', not empty, no spaces at either end.")
 
     @property
     def name(self) -> str:
@@ -218,10 +225,3 @@ def _optional(kind):
 def config_from_args(args) -> TrainConfig:
     """The TrainConfig held in a parsed argparse Namespace (extra attributes are ignored)."""
     return TrainConfig(**{name: getattr(args, name) for name in field_names() if hasattr(args, name)})
-
-
-def default_output_dir(config: TrainConfig) -> Path:
-    """runs/<name> for this config (output_dir wins when set)."""
-    from .runs import runs_dir
-
-    return Path(config.output_dir) if config.output_dir else runs_dir() / config.name

@@ -5,10 +5,14 @@ A run folder holds train_config.json, run.json (status, timing, precision, ...),
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import shutil
+import warnings
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from .config import TrainConfig
@@ -45,6 +49,7 @@ class Run:
     peak_memory_mb: float | None = None
     estimate: dict | None = None
     best_checkpoint: str | None = None
+    started: str | None = None  # local time the run started, ISO format: orders runs, "latest" means newest
     model: object = field(default=None, repr=False, compare=False)  # the trained model (in memory only)
     tokenizer: object = field(default=None, repr=False, compare=False)
 
@@ -96,7 +101,7 @@ class Run:
         (self.path / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
         record = {k: getattr(self, k) for k in ("status", "message", "precision", "device", "seconds", "tokens",
                                                  "trainable_params", "total_params", "peak_memory_mb", "estimate",
-                                                 "best_checkpoint")}
+                                                 "best_checkpoint", "started")}
         (self.path / "run.json").write_text(json.dumps(record, indent=2))
         (self.path / "history.json").write_text(json.dumps(self.history))
         self.frame().to_csv(self.path / "history.csv", index=False)
@@ -123,33 +128,154 @@ def _round(x):
     return None if x is None or not math.isfinite(x) else round(x, 4)
 
 
-def run_path(name_or_path) -> Path:
-    """runs/<name> for a bare name, the path itself for a folder path."""
+RECORD = "run.json"  # a folder holding this file is a run the course made: the only kind it ever deletes
+STAMP = "%m%d-%H%M%S"  # appended to a default run name, so running the same cell twice keeps both runs
+
+
+def is_run(path) -> bool:
+    """Whether `path` is a run folder the course made (it holds the course's run record)."""
+    return (Path(path) / RECORD).is_file()
+
+
+def run_folders(folder=None) -> list[Path]:
+    """The run folders in runs_dir() (or `folder`), oldest first (by start time)."""
+    root = Path(folder) if folder else runs_dir()
+    found = [p for p in root.iterdir() if is_run(p)] if root.is_dir() else []
+    return sorted(found, key=_started)
+
+
+def _started(path: Path) -> str:
+    try:
+        started = json.loads((path / RECORD).read_text()).get("started")
+    except (OSError, ValueError, AttributeError):
+        started = None
+    return started or datetime.fromtimestamp((path / RECORD).stat().st_mtime).isoformat()
+
+
+def find_run(name_or_path) -> Path:
+    """A run's folder from its path, its name in runs_dir(), or a prefix of its name (the newest match wins)."""
     p = Path(name_or_path).expanduser()
-    if p.is_dir() or p.is_absolute() or len(p.parts) > 1:
+    if is_run(p):
         return p
-    return runs_dir() / str(name_or_path)
+    if str(name_or_path) and len(p.parts) == 1 and not p.is_absolute():
+        matches = [f for f in run_folders() if f.name.startswith(str(name_or_path))]
+        if matches:
+            return matches[-1]
+    known = ", ".join(f.name for f in run_folders()[-8:]) or "none yet"
+    raise CourseError(f"No run {str(name_or_path)!r}: it is neither a run folder nor the name (or start of a name) of "
+                      f"a run in {runs_dir()}. Newest runs there: {known} (`python -m llmcourse runs` lists them all).")
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CourseError(f"{path} is missing: the run record is incomplete. Delete the folder "
+                          f"{path.parent} if you no longer need it.") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        where = f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise CourseError(f"{path}{where}: not valid JSON, the run record is damaged. Restore it, or delete the "
+                          f"folder {path.parent} if you no longer need it.") from None
 
 
 def load_run(name_or_path) -> Run:
-    """A saved run back from disk (survives kernel restarts): load_run("lora-r64-lr1e-03-cosine")."""
-    path = run_path(name_or_path)
-    if not (path / "run.json").is_file():
-        known = ", ".join(r.name for r in list_runs()) or "none yet"
-        raise CourseError(f"{path} is not a saved run (no run.json). Runs in {runs_dir()}: {known}.")
-    record = json.loads((path / "run.json").read_text())
-    config = TrainConfig.from_dict(json.loads((path / "train_config.json").read_text()))
-    history = json.loads((path / "history.json").read_text()) if (path / "history.json").is_file() else []
-    return Run(config=config, path=path, history=history, **record)
+    """A saved run back from disk (survives kernel restarts), by folder, name or name prefix: load_run("lora-r64")."""
+    path = find_run(name_or_path)
+    record = _read_json(path / RECORD)
+    config = _read_json(path / "train_config.json")
+    if not isinstance(record, dict) or not isinstance(config, dict):
+        raise CourseError(f"{path}: run.json and train_config.json must each hold a JSON object; the run record is "
+                          f"damaged. Delete the folder if you no longer need it.")
+    history = _read_json(path / "history.json") if (path / "history.json").is_file() else []
+    fields = {f.name for f in dataclasses.fields(Run)} - {"config", "path", "history", "model", "tokenizer"}
+    try:
+        return Run(config=TrainConfig.from_dict(config), path=path, history=history,
+                   **{k: v for k, v in record.items() if k in fields})
+    except CourseError as e:
+        raise CourseError(f"{path / 'train_config.json'}: {e}") from None
 
 
-def list_runs(folder=None) -> list[Run]:
-    """Every saved run in runs_dir() (or `folder`), oldest first."""
-    root = Path(folder) if folder else runs_dir()
-    if not root.is_dir():
-        return []
-    found = sorted((p for p in root.iterdir() if (p / "run.json").is_file()), key=lambda p: p.stat().st_mtime)
-    return [load_run(p) for p in found]
+def list_runs(prefix: str | None = None, folder=None) -> list[Run]:
+    """Every saved run in runs_dir() (or `folder`) whose name starts with `prefix`, oldest first.
+
+    A folder whose record is damaged is skipped with a warning, so one bad folder never hides the others."""
+    runs = []
+    for path in run_folders(folder):
+        if prefix and not path.name.startswith(prefix):
+            continue
+        try:
+            runs.append(load_run(path))
+        except CourseError as e:
+            warnings.warn(f"skipped {path.name}: {e}", RunRecordWarning, stacklevel=2)
+    return runs
+
+
+class RunRecordWarning(UserWarning):
+    """A run folder whose record could not be read (it is skipped, never deleted)."""
+
+
+def plan_run_folder(config: TrainConfig, overwrite: bool = False, now: datetime | None = None) -> tuple[Path, bool]:
+    """(folder for a new run of `config`, whether a run already there is to be replaced), checked before anything loads.
+
+    An explicit output_dir is used as it is; otherwise runs/<run_name or the readable name + start time>, with -2, -3
+    ... when taken. overwrite=True replaces the run of that name (the newest one with the readable name)."""
+    if config.output_dir:
+        return _check_target(Path(config.output_dir).expanduser(), overwrite)
+    root = runs_dir()
+    if overwrite:
+        target = root / config.run_name if config.run_name else next(
+            (p for p in reversed(run_folders()) if p.name.startswith(config.name + "-")), None)
+        if target is not None and target.exists():
+            return _check_target(target, overwrite)
+    name = config.run_name or f"{config.name}-{(now or datetime.now()):{STAMP}}"
+    path, n = root / name, 2
+    while path.exists():
+        path, n = root / f"{name}-{n}", n + 1
+    return path, False
+
+
+def _check_target(path: Path, overwrite: bool) -> tuple[Path, bool]:
+    if path.exists() and not path.is_dir():
+        raise CourseError(f"{path} is a file, not a folder: give the run a folder (output_dir / --output-dir), e.g. "
+                          f"{path.parent / 'my-run'}.")
+    if not path.is_dir() or not any(path.iterdir()):
+        return path, False
+    if not is_run(path):
+        raise CourseError(f"{path} already holds files that are not a course run (no {RECORD}), and training never "
+                          "deletes them. Choose another output_dir (CLI: --output-dir) or run_name.")
+    if not overwrite:
+        raise CourseError(f"{path} already holds a run. Pass overwrite=True (CLI: --overwrite) to replace it, "
+                          f"resume={str(path)!r} (CLI: --resume) to continue it, or choose another output_dir.")
+    return path, True
+
+
+def delete_run(name_or_path) -> tuple[Path, int]:
+    """Delete one run folder (only a folder that holds the course's run record); returns (its path, bytes freed)."""
+    path = Path(name_or_path).expanduser()
+    path = path if is_run(path) else runs_dir() / str(name_or_path)
+    if not is_run(path):
+        raise CourseError(f"{name_or_path!r} is not a run folder nor the exact name of a run in {runs_dir()}: "
+                          "nothing was deleted (`python -m llmcourse runs` lists the names).")
+    size = disk_size(path)
+    shutil.rmtree(path)
+    return path, size
+
+
+def prune_runs(folder=None) -> list[tuple[Path, int]]:
+    """Delete the checkpoints/ folder of every finished run (its final model stays); [(folder, bytes freed)]."""
+    freed = []
+    for run in list_runs(folder=folder):
+        checkpoints = run.path / "checkpoints"
+        if run.status == "finished" and checkpoints.is_dir():
+            size = disk_size(checkpoints)
+            shutil.rmtree(checkpoints)
+            freed.append((checkpoints, size))
+    return freed
+
+
+def disk_size(path) -> int:
+    """Bytes used by the files under `path`."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def runs_table(runs=None):

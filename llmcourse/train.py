@@ -15,16 +15,17 @@ import os
 import shutil
 import threading
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, default_output_dir
+from .config import TrainConfig
 from .errors import CourseError
 from .hardware import releases_memory
 from .losses import can_skip_unlabelled_logits, labelled_token_loss
 from .models import base_model
-from .runs import Run
+from .runs import RECORD, Run, find_run, is_run, load_run, plan_run_folder, run_folders, runs_dir
 from .schedules import make_scheduler
 
 # peft calls a transformers method that transformers 5 marks deprecated; nothing a learner can act on
@@ -86,6 +87,13 @@ def _trainer_class():
             from transformers.trainer_pt_utils import nested_gather
 
             return nested_gather(self._tr_loss, self.args.parallel_mode).mean().item()
+
+        def _save(self, output_dir=None, state_dict=None):
+            # Trainer also pickles its TrainingArguments (training_args.bin); nothing reads it back, and run folders
+            # hold no pickle the course does not need (train_config.json records the settings)
+            super()._save(output_dir, state_dict)
+            with contextlib.suppress(FileNotFoundError):
+                (Path(output_dir or self.args.output_dir) / "training_args.bin").unlink()
 
         def create_scheduler(self, num_training_steps, optimizer=None):
             if self.lr_scheduler is None:
@@ -180,19 +188,50 @@ def _training_args(config: TrainConfig, path: Path, precision: str, device: torc
         prediction_loss_only=True)  # evaluation needs the loss only, never the logits
 
 
-def _checkpoint_to_resume(path: Path, resume) -> str | None:
-    if not resume:
-        return None
-    if isinstance(resume, (str, Path)) and (Path(resume) / "trainer_state.json").is_file():
-        return str(resume)
+def _resume_target(config: TrainConfig | None, resume) -> tuple[TrainConfig, Path, str]:
+    """(config, run folder, checkpoint) to continue. resume=True: the newest run of exactly this config that holds a
+    checkpoint; a run name, name prefix or folder: that run, with its own saved config unless one is given."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    folder = path / "checkpoints"
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    if last is None:
-        raise CourseError(f"resume=True, but {folder} holds no checkpoint. A run leaves one when it is stopped "
-                          "(Stop button, Ctrl-C) or every save_steps steps; start it again with resume=False.")
-    return last
+    if resume is True:
+        if config is None:
+            raise CourseError("resume=True continues the run of a config: pass it, or name the run: "
+                              "train(resume='<run name>').")
+        same = [p for p in reversed(run_folders()) if _saved_config(p) == config.to_dict()]
+        candidates = [Path(config.output_dir).expanduser()] if config.output_dir else same
+    elif (Path(resume) / "trainer_state.json").is_file():  # a checkpoint folder: runs/<name>/checkpoints/checkpoint-N
+        folder = Path(resume).parent.parent
+        return config or load_run(folder).config, folder, str(resume)
+    else:
+        candidates = [find_run(resume)]
+        config = config or load_run(candidates[0]).config
+    for path in candidates:
+        last = get_last_checkpoint(str(path / "checkpoints")) if (path / "checkpoints").is_dir() else None
+        if last is not None:
+            return config, path, last
+    where = candidates[0] if candidates else f"no run in {runs_dir()} with exactly this config"
+    raise CourseError(f"resume: {where} holds no checkpoint. A run leaves one when it is stopped (Stop button, "
+                      "Ctrl-C) or every save_steps steps; start it again without resume.")
+
+
+def _saved_config(path: Path):
+    try:
+        return json.loads((path / "train_config.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _same_folder_on_every_process(path: Path | None) -> Path:
+    """Under torchrun the first process picks the run folder (names hold the start time) and the others take it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return path
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    PartialState(cpu=not torch.cuda.is_available())  # what TrainingArguments would set up a moment later
+    box = [str(path) if path is not None else None]
+    dist.broadcast_object_list(box, src=0)
+    return Path(box[0])
 
 
 def _rank() -> int:
@@ -214,15 +253,18 @@ def _load_device(device: str) -> str:
 
 
 @releases_memory
-def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data=None, resume=False, callbacks=(),
-          plot: bool | None = None, stop: threading.Event | None = None, estimate: bool = True, verbose: bool = True,
-          lr_lambda=None) -> Run:
+def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data=None, resume=False, overwrite=False,
+          callbacks=(), plot: bool | None = None, stop: threading.Event | None = None, estimate: bool = True,
+          verbose: bool = True, lr_lambda=None) -> Run:
     """Finetune a model (full or LoRA) as `config` says and return the Run: history, timing, paths, the model.
 
     model/tokenizer: train these (in place) instead of loading config.model. data: a name or file for
     load_instruction_data (a name, file, list of rows, DataFrame), or a DatasetDict/dict of splits (train and
     optionally validation; rows or tokenized), or a Dataset.
-    resume=True continues this config's run from its last checkpoint, step for step as if never stopped.
+    Each run gets a new folder runs/<name>-<start time> (or runs/<run_name>, -2, -3 ... when taken), so no run is
+    ever lost; overwrite=True replaces the run of that name instead, once the model and data have loaded.
+    resume=True continues this config's run from its last checkpoint, step for step as if never stopped;
+    resume='<run name>' (or its folder) continues that run with its saved config.
     Ctrl-C, the notebook's stop button or setting `stop` end the run after the current step with a checkpoint.
     plot: live loss plot (default: in notebooks only). lr_lambda: a custom multiplier schedule (range test).
     """
@@ -232,23 +274,27 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
                             stop_on_interrupt)
     from .plotting import LivePlot
 
-    config = config or TrainConfig()
     main = _rank() == 0
-    path = default_output_dir(config)
-    checkpoint = _checkpoint_to_resume(path, resume)
-    if main and checkpoint is None and path.exists():
-        shutil.rmtree(path)  # same name, new run: the old one is replaced
+    replace, checkpoint = False, None
+    if resume:
+        config, path, checkpoint = _resume_target(config, resume)
+    else:
+        config = config or TrainConfig()
+        path, replace = plan_run_folder(config, overwrite) if main else (None, False)
+        path = _same_folder_on_every_process(path)
     set_seed(config.seed)
     set_threads_for_this_process()
     model, tokenizer = prepare_model(config, model, tokenizer)
     data = prepare_data(config, tokenizer, data, verbose=verbose and main)
+    if main and replace and is_run(path):  # overwrite=True: the old run goes only now that the new one has loaded
+        shutil.rmtree(path)
     device = next(model.parameters()).device
     if _fsdp() and torch.cuda.is_available():
         device = torch.device("cuda")  # still on the CPU here; FSDP moves the shards to the GPUs
     precision = resolve_precision(config.precision, device)
     run = Run(config=config, path=path, precision=precision, device=str(device), model=model, tokenizer=tokenizer,
               trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-              total_params=sum(p.numel() for p in model.parameters()))
+              total_params=sum(p.numel() for p in model.parameters()), started=datetime.now().isoformat())
     flag = stop or threading.Event()
     stopper, guard = StopCallback(flag), DivergenceGuard(config.divergence_factor, rollback=config.divergence_rollback)
     live = LivePlot(title=run.name, enabled=plot) if main else None
@@ -262,8 +308,9 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
                    *callbacks])
     trainer.remove_callback(PrinterCallback)
     guard.step_loss = trainer.step_loss
-    if checkpoint is not None and (path / "run.json").is_file():
-        run.estimate = json.loads((path / "run.json").read_text()).get("estimate")  # measured when it started
+    if checkpoint is not None and is_run(path):  # measured when it started
+        before = json.loads((path / RECORD).read_text())
+        run.estimate, run.started = before.get("estimate"), before.get("started") or run.started
     elif main and estimate and not _fsdp():  # under FSDP the whole model is still on the CPU
         from .cost import estimate_cost
 
@@ -276,7 +323,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     except KeyboardInterrupt:
         run.status = "interrupted"
         run.message = ("Aborted in the middle of a step: the weights in memory may be half-updated and were not "
-                       "saved. Continue from the last checkpoint (if any) with resume=True.")
+                       f"saved. Continue from the last checkpoint (if any) with train(resume={_resume_name(run)!r}).")
     except BaseException as e:
         run.status, run.message = "crashed", f"{type(e).__name__}: {e}"
         _finish(run, trainer, live, main, verbose)
@@ -322,9 +369,14 @@ def _set_outcome(run: Run, trainer, stopper, guard) -> None:
     elif stopper.stopped_at is not None and trainer.state.global_step < trainer.state.max_steps:
         run.status = "stopped"
         run.message = (f"Stopped at step {stopper.stopped_at} of {trainer.state.max_steps}; a checkpoint was saved, "
-                       "so train(config, resume=True) continues exactly from here.")
+                       f"so train(resume={_resume_name(run)!r}) continues exactly from here.")
     else:
         run.status, run.message = "finished", ""
+
+
+def _resume_name(run: Run) -> str:
+    """What to pass as resume= for this run: its name when it lives in runs_dir(), else its folder."""
+    return run.name if run.path.parent.resolve() == runs_dir().resolve() else str(run.path)
 
 
 def _no_rollback(run: Run, good_step: int) -> str:

@@ -112,12 +112,12 @@ def test_ctrl_c_stops_cleanly_and_resume_gives_identical_losses(lora):
     reference = train(cfg.replace(run_name="ref"), data=DATA, verbose=False, estimate=False)
     stopped = train(cfg, data=DATA, verbose=False, estimate=False,
                     callbacks=[AtStep(3, lambda m: os.kill(os.getpid(), signal.SIGINT))])
-    assert stopped.status == "stopped" and "resume=True" in stopped.message
+    assert stopped.status == "stopped" and "train(resume='r')" in stopped.message
     assert losses(stopped) == losses(reference)[:3]
     assert (stopped.path / "checkpoints" / "checkpoint-3").is_dir()
     assert load_run("r").status == "stopped"  # the record on disk says so too
-    resumed = train(cfg, data=DATA, resume=True, verbose=False)
-    assert resumed.status == "finished"
+    resumed = train(resume="r", data=DATA, verbose=False)  # the call the message names, typed as it says
+    assert resumed.status == "finished" and resumed.path == stopped.path
     assert losses(resumed) == pytest.approx(losses(reference), abs=1e-6)
     assert losses(resumed, "learning_rate") == losses(reference, "learning_rate")
     evals = dict(resumed.losses("eval_loss"))  # steps 0, 2, 4, 6 as in the reference, plus one when it stopped
