@@ -139,7 +139,8 @@ class PanelRun:
 
     @property
     def ended(self) -> bool:
-        return self.run.status not in ("queued", "running")
+        """True once train returned this run (not while queued or running, nor when it crashed or never ran)."""
+        return self.run.status in ("finished", "stopped", "diverged", "interrupted")
 
     def row(self) -> dict:
         """This run's line in the table: final losses, steps, time, status."""
@@ -419,7 +420,7 @@ class TrainingPanel:
                               on_run=lambda run: self._ended(next(pending), run))
         finally:
             for e in entries:
-                if not e.ended:  # never started (the sweep was stopped), or crashed
+                if e.run.status in ("queued", "running"):  # never started (the sweep was stopped), or crashed
                     e.run.status = "crashed" if e.run.status == "running" else "not run"
                     e.update()
         for e, label in zip(entries, result.labels):

@@ -161,6 +161,17 @@ def test_the_sweep_adds_three_runs_around_the_current_learning_rate():
     assert panel.status.value.startswith("Sweep done. Suggested learning rate:")
 
 
+def test_stop_during_a_sweep_stops_its_run_and_skips_the_rest():
+    panel = TrainingPanel(TrainConfig.fast(max_steps=40, eval_steps=0), data=DATA)
+    panel.sweep_button.click()
+    wait_for_step(panel, 2)
+    panel.stop_button.click()
+    panel.wait(timeout=300)
+    assert [e.run.status for e in panel.entries] == ["stopped", "not run", "not run"]
+    assert [e.row()["run"] for e in panel.entries] == [panel.runs[0].name, "", ""]
+    assert not panel.resume_button.disabled and "run #1" in panel.resume_button.tooltip
+
+
 @pytest.mark.slow
 def test_ask_shows_the_answers_of_every_checked_run_side_by_side():
     """The bundled model (tiny-random only answers blank lines): each checked run answers 3 test questions."""
