@@ -189,15 +189,24 @@ class Comparison:
         return self.table.to_string(index=False)
 
 
-def plot_runs(runs, *, labels=None, x: str = "step", smoothing: float = 0.9, log_scale: bool = False,
+def run_color(i: int) -> str:
+    """The colour of the i-th run in overlays and tables ('#1f77b4', ...: matplotlib's C0, C1, ...)."""
+    from matplotlib.colors import to_hex
+
+    return to_hex(f"C{i % 10}")
+
+
+def plot_runs(runs, *, labels=None, colors=None, x: str = "step", smoothing: float = 0.9, log_scale: bool = False,
               eval_: bool = True, title: str = "") -> Figure:
-    """Several runs' loss curves on one axis (raw faint, smoothed bold, eval dashed); runs or history lists."""
+    """Several runs' loss curves on one axis (raw faint, smoothed bold, eval dashed); runs or history lists.
+
+    colors: one per run (default run_color(0), run_color(1), ...), so a table beside it can use the same ones."""
     fig = CourseFigure(figsize=(9, 4))
     ax = fig.subplots()
     for i, run in enumerate(runs):
         label = labels[i] if labels else run.name
-        draw_losses(ax, getattr(run, "history", run), label=label, color=f"C{i % 10}", x=x, smoothing=smoothing,
-                    eval_=eval_, raw=len(runs) <= 4)
+        draw_losses(ax, getattr(run, "history", run), label=label, color=colors[i] if colors else run_color(i),
+                    x=x, smoothing=smoothing, eval_=eval_, raw=len(runs) <= 4)
     ax.set(xlabel=X_LABELS[x], ylabel="loss", yscale="log" if log_scale else "linear", title=title)
     ax.grid(alpha=0.3)
     if ax.lines:

@@ -110,10 +110,13 @@ def _snapshot(model) -> dict:
 
 @releases_memory
 def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer=None, data=None,
-             plot: bool | None = None, verbose: bool = True) -> Sweep:
+             plot: bool | None = None, verbose: bool = True, save_model: bool = False, callbacks=(), stop=None,
+             on_run=None) -> Sweep:
     """Short runs at each learning rate from exactly the same initial weights (restored after each), overlaid and labelled.
 
     The runs keep their histories, not models (run.model is None): the weights are reset for every rate.
+    save_model=True saves each run's model in its folder (to ask it questions later). callbacks go to every run;
+    `stop` (a threading.Event) stops the current run and skips the rest; on_run(run) is called as each run ends.
     """
     from .train import train
 
@@ -123,14 +126,18 @@ def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer
     runs, start = [], time.time()
     try:
         for i, lr in enumerate(sorted(lrs)):
+            if stop is not None and stop.is_set():
+                break
             model.load_state_dict(initial)
-            cfg = config.replace(learning_rate=lr, max_steps=steps, save_model=False, save_steps=0,
+            cfg = config.replace(learning_rate=lr, max_steps=steps, save_model=save_model, save_steps=0,
                                  run_name=None)
             cfg = cfg.replace(run_name=f"sweep-{cfg.name}")
-            run = train(cfg, model=model, tokenizer=tokenizer, data=data, plot=False, estimate=i == 0,
-                        verbose=verbose, callbacks=[_SweepPlot(live, runs, lr)])
+            run = train(cfg, model=model, tokenizer=tokenizer, data=data, plot=False, estimate=i == 0, stop=stop,
+                        verbose=verbose, callbacks=[_SweepPlot(live, runs, lr), *callbacks])
             run.model = None  # the weights are reset for the next rate, so no run's trained model survives
             runs.append(run)
+            if on_run is not None:
+                on_run(run)
     finally:
         model.load_state_dict(initial)  # the caller's model is exactly as it was
     sweep = Sweep(runs, label_runs(runs), time.time() - start)

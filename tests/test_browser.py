@@ -10,7 +10,7 @@ import pytest
 
 from browser_helpers import (
     CHROMIUM, ROOT, JupyterServer, assert_no_errors, chromium, click_menu, open_page, run_all_cells, screenshot,
-    train_from_the_panel, wait_for_kernel, wait_until_all_cells_ran,
+    train_from_the_panel, wait_for, wait_for_kernel, wait_until_all_cells_ran,
 )
 
 pytestmark = [
@@ -86,7 +86,7 @@ def test_training_notebook_runs_and_its_panel_trains_in_jupyterlab(open_notebook
     page, server = open_notebook("03_training.ipynb", "lab")
     run_all_cells(page, server, timeout_s=2700)  # a few minutes on two free cores; far more on a busy machine
     screenshot(page, tmp_path / "lab-03_training-run-all.png")
-    finished = train_from_the_panel(page, server, timeout_s=1800)
+    finished, _ = train_from_the_panel(page, server, timeout_s=1800)
     screenshot(page, tmp_path / "lab-03_training-trained.png")
     assert "finished after" in finished
 
@@ -108,9 +108,42 @@ def test_training_panel_trains_in_notebook7(open_notebook, tmp_path):
         pytest.skip("notebooks/03_training.ipynb is not written yet")
     page, server = open_notebook(_panel_notebook(tmp_path), "notebook")
     run_all_cells(page, server, timeout_s=900)
-    finished = train_from_the_panel(page, server, timeout_s=1800)
+    finished, _ = train_from_the_panel(page, server, timeout_s=1800)
     screenshot(page, tmp_path / "notebook7-03_training-trained.png")
     assert "finished after" in finished
+
+
+def test_the_panel_overlays_two_runs_and_shows_both_runs_answers_in_jupyterlab(open_notebook, tmp_path):
+    """Two short runs at different learning rates from the panel: both in the run list and the plot, then both
+    answer the same questions side by side. The bundled model with LoRA: tiny-random only answers blank lines."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from llmcourse import TrainConfig, training_panel\n"
+        "panel = training_panel(TrainConfig.fast(model='smollm2-135m-instruct', lora=True, max_steps=2, eval_steps=0))\n"
+        "panel")])
+    nb.metadata.kernelspec = {"name": "llm", "display_name": "Python (LLM)", "language": "python"}
+    nbformat.write(nb, tmp_path / "panel.ipynb")
+    page, server = open_notebook(tmp_path / "panel.ipynb", "lab")
+    run_all_cells(page, server, timeout_s=600)
+    assert "No run yet" in page.locator(".jp-OutputArea-output").first.inner_text()  # no empty image before a run
+    lrs = [train_from_the_panel(page, server, timeout_s=900)[1] for _ in range(2)]
+    runs = page.locator(".llmcourse-runs")
+    listed = runs.inner_text()
+    assert all(f"{lr:.1e}" in listed for lr in lrs) and listed.count("finished") == 2, listed
+    boxes = runs.locator("input[type=checkbox]")
+    assert boxes.count() == 2 and all(boxes.nth(i).is_checked() for i in range(2))  # both curves are overlaid
+    screenshot(page, tmp_path / "lab-panel-two-runs.png")
+
+    page.locator("button.widget-button", has_text="Ask 3 questions").click()
+    answers = page.locator("table.llmcourse-answers")
+    wait_for(lambda: answers.count() and all(answers.locator(f"td[data-run='{n}']").count() == 3 for n in (1, 2)),
+             "the answers of both runs", 900, page)
+    heads = answers.locator("th").all_inner_texts()
+    assert heads == ["question", "reference", f"#1 lr {lrs[0]:.1e}", f"#2 lr {lrs[1]:.1e}"], heads
+    for n in (1, 2):
+        texts = answers.locator(f"td[data-run='{n}']").all_inner_texts()
+        assert all(t.strip() and t != "(empty answer)" for t in texts), texts
+    screenshot(page, tmp_path / "lab-panel-answers.png")
+    assert_no_errors(page)
 
 
 def test_the_page_checks_catch_widget_errors_and_tracebacks(open_notebook, tmp_path):

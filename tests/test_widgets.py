@@ -1,12 +1,19 @@
-"""Widgets: they are a TrainConfig (exact round trip), the preview follows them, Train runs in the background, Stop stops."""
+"""Widgets: they are a TrainConfig (exact round trip), the preview follows them, Train runs in the background, Stop
+stops and Resume continues; the panel keeps every run in a list, overlays the checked ones, sweeps and asks them."""
 import argparse
 import os
+import re
 import time
 
 import pytest
 
-from llmcourse.config import TrainConfig, add_config_arguments, config_from_args
-from llmcourse.widgets import FIELDS, TrainingPanel, config_from_widgets, config_widgets
+from llmcourse.config import TrainConfig, add_config_arguments, config_from_args, field_help
+from llmcourse.generation import generate
+from llmcourse.models import load_model
+from llmcourse.plotting import run_color
+from llmcourse.sweeps import LABELS
+from llmcourse.widgets import (FIELDS, PLACEHOLDER, STOPPING, TrainingPanel, config_from_widgets, config_widgets,
+                               dead_controls, sweep_rates)
 
 ROWS = [{"prompt": f"Which shelf holds item {i}?", "completion": f"Item {i} is on shelf {i % 5}."} for i in range(24)]
 DATA = {"train": ROWS[:20], "validation": ROWS[20:]}
@@ -54,28 +61,148 @@ def test_preview_redraws_when_a_slider_moves():
     assert panel.num_steps() == 20
 
 
-def test_stop_button_stops_a_run_started_by_the_train_button():
-    panel = TrainingPanel(TrainConfig.fast(max_steps=500, eval_steps=0), data=DATA)
+def wait_for_step(panel, step):
+    deadline = time.time() + 300
+    while panel.progress.value < step and panel.thread.is_alive() and time.time() < deadline:
+        time.sleep(0.05)  # the test thread stays free while training runs, like the kernel
+
+
+def test_stop_says_so_at_once_and_resume_continues_the_same_run():
+    panel = TrainingPanel(TrainConfig.fast(max_steps=40, eval_steps=0), data=DATA)
     panel.train_button.click()
     assert panel.thread.is_alive() and panel.train_button.disabled and not panel.stop_button.disabled
-    deadline = time.time() + 300
-    while panel.progress.value < 2 and panel.thread.is_alive() and time.time() < deadline:
-        time.sleep(0.05)  # the test thread stays free while training runs, like the kernel
+    wait_for_step(panel, 2)
     panel.stop_button.click()
+    assert panel.status.value == STOPPING and panel.stop_button.disabled  # at once, before the step ends
     run = panel.wait(timeout=300)
     assert run.status == "stopped", panel.status.value
     steps = run.history[-1]["step"]
-    assert 2 <= steps < 500
+    assert 2 <= steps < 40
     assert (run.path / "checkpoints" / f"checkpoint-{steps}").is_dir()
-    assert panel.plot.value[:4] == b"\x89PNG" and "stopped" in panel.status.value
-    assert not panel.train_button.disabled and panel.stop_button.disabled
+    assert f"train(resume='{run.name}')" in panel.status.value
+    assert panel.plot.value[:4] == b"\x89PNG" and not panel.train_button.disabled and panel.stop_button.disabled
+    assert not panel.resume_button.disabled and "run #1" in panel.resume_button.tooltip
+    panel.resume_button.click()
+    resumed = panel.wait(timeout=300)
+    assert [e.run for e in panel.entries] == [resumed]  # the same line of the list, not a new run
+    assert (resumed.status, resumed.path, resumed.history[-1]["step"]) == ("finished", run.path, 40)
+    assert [s for s, _ in resumed.losses()] == list(range(1, 41))  # the curve goes on where it stopped
+    assert panel.resume_button.disabled and panel.entries[0].row()["status"] == "finished"
+
+
+def test_controls_that_do_nothing_are_disabled_with_the_reason_as_tooltip():
+    assert dead_controls(TrainConfig.laptop()) == {}
+    panel = TrainingPanel(TrainConfig.fast(max_steps=6), data=DATA, bf16_native=True)
+    epochs, rank = panel.controls["num_train_epochs"], panel.controls["lora_r"]
+    assert (epochs.disabled, rank.disabled) == (True, True)
+    assert epochs.tooltip == ("Not used: max_steps=6 sets the length of the run. Set max steps to -1 to train by "
+                              "epochs.")
+    assert rank.tooltip == "Not used: LoRA is off. Tick lora to train adapters of this rank."
+    panel.controls["max_steps"].value = -1
+    panel.controls["lora"].value = True
+    assert (epochs.disabled, rank.disabled) == (False, False)
+    assert (epochs.tooltip, rank.tooltip) == (field_help("num_train_epochs"), field_help("lora_r"))
+
+
+@pytest.mark.parametrize("native, precision, warned", [(False, "bf16", True), (False, "auto", False),
+                                                        (False, "fp32", False), (True, "bf16", False)])
+def test_bf16_warns_only_where_it_is_emulated(native, precision, warned):
+    panel = TrainingPanel(TrainConfig.fast(), data=DATA, bf16_native=native)
+    panel.controls["precision"].value = precision
+    assert ("bf16 is emulated on this CPU" in panel.warning.value) is warned
+    assert (panel.warning.value == "") is not warned
+
+
+def test_before_the_first_run_the_plot_area_holds_text_not_an_empty_image():
+    panel = TrainingPanel(TrainConfig.fast(max_steps=2, eval_steps=0), data=DATA)
+    (shown,) = panel.plot_area.children
+    assert shown.value == PLACEHOLDER and "No run yet" in PLACEHOLDER and panel.plot.value == b""
+    panel.result()
+    assert panel.plot_area.children == (panel.plot,) and panel.plot.value[:4] == b"\x89PNG"
+
+
+def test_the_panel_keeps_every_run_overlays_the_checked_ones_and_tables_them():
+    panel = TrainingPanel(TrainConfig.fast(max_steps=3, eval_steps=3), data=DATA)
+    runs = []
+    for lr in (1e-3, 1e-4):
+        panel.controls["learning_rate"].value = lr
+        panel.train_button.click()
+        runs.append(panel.wait(timeout=300))
+    assert panel.runs == runs and [r.config.learning_rate for r in runs] == [1e-3, 1e-4]
+    first, second = runs
+    rows = [e.row() for e in panel.entries]
+    assert all(re.fullmatch(r"\d+ s", row.pop("time")) for row in rows)  # wall time: its form only
+    assert rows == [{"#": i + 1, "learning rate": lr, "train loss": round(r.final_loss, 3), "steps": 3,
+                     "eval loss": round(r.final_eval_loss, 3), "status": "finished", "run": r.name}
+                    for i, (r, lr) in enumerate(zip(runs, ("1.0e-03", "1.0e-04")))]
+    assert run_color(1) in panel.entries[1].cells.value and run_color(0) not in panel.entries[1].cells.value
+    lines = panel.figure().axes[0].get_legend_handles_labels()
+    assert lines[1] == ["#1 lr 1.0e-03 train", "#1 lr 1.0e-03 eval", "#2 lr 1.0e-04 train", "#2 lr 1.0e-04 eval"]
+    assert [h.get_color() for h in lines[0]] == [run_color(0), run_color(0), run_color(1), run_color(1)]
+    assert first.model is None and second.model is not None  # only the newest run keeps its model in memory
+    before = panel.plot.value
+    panel.entries[0].checkbox.value = False  # unticking redraws the plot without that run
+    assert panel.plot.value != before
+    assert panel.figure().axes[0].get_legend_handles_labels()[1] == ["#2 lr 1.0e-04 train", "#2 lr 1.0e-04 eval"]
+
+
+def test_the_sweep_adds_three_runs_around_the_current_learning_rate():
+    assert sweep_rates(1e-3) == [1e-3 / 3, 1e-3, 3e-3]
+    panel = TrainingPanel(TrainConfig.fast(max_steps=2, eval_steps=0, learning_rate=1e-3), data=DATA)
+    panel.sweep_button.click()
+    assert panel.train_button.disabled and panel.sweep_button.disabled
+    panel.wait(timeout=300)
+    assert panel.error is None, panel.error
+    rows = [e.row() for e in panel.entries]
+    assert [r["learning rate"] for r in rows] == ["3.3e-04", "1.0e-03", "3.0e-03"]
+    assert [r["steps"] for r in rows] == [2, 2, 2]
+    assert all(r["status"].startswith("finished (sweep): ") and r["status"].split(": ")[1] in LABELS for r in rows)
+    assert all((run.path / "model").is_dir() for run in panel.runs)  # so they can be asked questions
+    assert panel.status.value.startswith("Sweep done. Suggested learning rate:")
+
+
+def test_stop_during_a_sweep_stops_its_run_and_skips_the_rest():
+    panel = TrainingPanel(TrainConfig.fast(max_steps=40, eval_steps=0), data=DATA)
+    panel.sweep_button.click()
+    wait_for_step(panel, 2)
+    panel.stop_button.click()
+    panel.wait(timeout=300)
+    assert [e.run.status for e in panel.entries] == ["stopped", "not run", "not run"]
+    assert [e.row()["run"] for e in panel.entries] == [panel.runs[0].name, "", ""]
+    assert not panel.resume_button.disabled and "run #1" in panel.resume_button.tooltip
+
+
+@pytest.mark.slow
+def test_ask_shows_the_answers_of_every_checked_run_side_by_side():
+    """The bundled model (tiny-random only answers blank lines): each checked run answers 3 test questions."""
+    panel = TrainingPanel(TrainConfig.fast(model="smollm2-135m-instruct", lora=True, max_steps=1, eval_steps=0),
+                          data=DATA)
+    assert panel.ask_button.disabled  # nothing to ask yet
+    for lr in (1e-4, 1e-3, 1e-2):
+        panel.controls["learning_rate"].value = lr
+        panel.train_button.click()
+        panel.wait(timeout=300)
+    panel.entries[0].checkbox.value = False
+    panel.ask_button.click()
+    panel.wait(timeout=600)
+    assert panel.error is None, panel.error
+    _, second, third = panel.runs
+    questions = [q["question"] for q in panel.questions]
+    assert questions[0] == "Kettlebird has been around since which year?" and len(questions) == 3  # the test split
+    assert second.model is None and third.model is not None  # the newest run only is in memory
+    from_disk = generate(*load_model(second.path / "model"), questions, max_new_tokens=48)
+    in_memory = generate(third.model, third.tokenizer, questions, max_new_tokens=48)
+    assert panel.answer_table == [{"question": q, "#2 lr 1.0e-03": a, "#3 lr 1.0e-02": b}
+                                  for q, a, b in zip(questions, from_disk, in_memory)]
+    html = panel.answers.value
+    assert html.count("data-run='2'") == 3 and html.count("data-run='3'") == 3 and "data-run='1'" not in html
 
 
 def test_result_trains_with_the_defaults_when_nobody_clicked():
     panel = TrainingPanel(TrainConfig.fast(max_steps=2), data=DATA)
     run = panel.result()
     assert run.status == "finished" and run.config == panel.config()
-    assert panel.result() is run  # not trained twice
+    assert panel.result() is run and panel.runs == [run]  # not trained twice, and in the list
 
 
 def test_a_bad_value_shows_in_the_panel_not_as_a_traceback():
