@@ -153,11 +153,13 @@ def _started(path: Path) -> str:
 
 
 def find_run(name_or_path) -> Path:
-    """A run's folder from its path, its name in runs_dir(), or a prefix of its name (the newest match wins)."""
+    """A run's folder from its path, its exact name in runs_dir(), or the start of its name (the newest match)."""
     p = Path(name_or_path).expanduser()
     if is_run(p):
         return p
     if str(name_or_path) and len(p.parts) == 1 and not p.is_absolute():
+        if is_run(runs_dir() / p):  # an exact name wins over newer runs that merely start with it
+            return runs_dir() / p
         matches = [f for f in run_folders() if f.name.startswith(str(name_or_path))]
         if matches:
             return matches[-1]

@@ -97,11 +97,11 @@ CASES = [
      ["missing_field.jsonl, line 2", "--skip-bad-rows"]),
     ("eval-missing-data", ["eval", "--model", "tiny-random", "--data", "missing/qa.jsonl"], 2,
      ["missing/qa.jsonl: no such file"]),
-    # The run store (runs.py, train.py) gives these two their own messages; here they must stay one line, exit 1 or 2
-    # (once it is merged, the corrupt run.json's line names the file too: add "corrupt_run" below).
+    # the run store's own messages
     ("train-output-dir-is-a-file", ["train", "--model", "tiny-random", "--data", "{f}/lamini_docs.jsonl", "--max-steps",
-                                    "1", "--output-dir", "{d}/a_file"], None, ["a_file"]),
-    ("eval-corrupt-run-json", ["eval", "--model", "{d}/corrupt_run", "--limit", "1"], None, []),
+                                    "1", "--output-dir", "{d}/a_file"], 2, ["a_file is a file, not a folder"]),
+    ("eval-corrupt-run-json", ["eval", "--model", "{d}/corrupt_run", "--limit", "1"], 2,
+     ["corrupt_run/run.json, line 1: not valid JSON"]),
 ]
 SUBPROCESS = {"json-100k-deep", "missing-relative-path", "generate-device-foo",
               "eval-corrupt-run-json"}
