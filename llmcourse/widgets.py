@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import html
 import threading
-import time
 
 import ipywidgets as W
 from transformers import TrainerCallback
 
+from .callbacks import StepTimer
 from .config import PRECISIONS, SCHEDULERS, TrainConfig, field_help
 from .errors import CourseError
 from .plotting import LivePlot, figure_png, plot_runs, plot_schedule, run_color
@@ -178,23 +178,27 @@ def answers_html(questions: list, runs: list, answers: dict) -> str:
 
 
 class _PanelProgress(TrainerCallback):
-    """Moves the panel's progress bar and status line (from the training thread)."""
+    """Moves the panel's progress bar and status line (from the training thread); the time left leaves out the
+    first step's warm-up, as the notebook's progress bar does (StepTimer)."""
 
     def __init__(self, panel: "TrainingPanel"):
         self.panel = panel
 
     def on_train_begin(self, args, state, control, **kw):
-        self.t0, self.step0 = time.monotonic(), state.global_step
+        self.timer = StepTimer()
         self.panel.progress.max, self.panel.progress.value = state.max_steps, state.global_step
+
+    def on_step_end(self, args, state, control, **kw):
+        self.timer.step(state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kw):
         p = self.panel
         p.progress.value = state.global_step
-        done = state.global_step - self.step0
-        if logs and "loss" in logs and done and not p.stop_flag.is_set():  # "stopping ..." stays until it stopped
-            eta = (time.monotonic() - self.t0) / done * (state.max_steps - state.global_step)
+        if logs and "loss" in logs and not p.stop_flag.is_set():  # "stopping ..." stays until it stopped
+            left = self.timer.remaining(state.max_steps)
+            eta = "warming up" if left is None else f"about {left / 60:.1f} min left"
             p.status.value = (f"step {state.global_step}/{state.max_steps} · loss {logs['loss']:.3f} · "
-                              f"lr {logs['learning_rate']:.1e} · about {eta / 60:.1f} min left")
+                              f"lr {logs['learning_rate']:.1e} · {eta}")
 
 
 class _PanelRuns(TrainerCallback):
