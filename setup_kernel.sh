@@ -81,7 +81,7 @@ KERNEL="--sys-prefix --name llm"
 if [ "$(uname -s)" = Linux ] && { [ ! -f "$SPEC" ] || ! grep -q GLIBC_TUNABLES "$SPEC"; }; then
   say "registering the Jupyter kernel 'llm' (display name: Python (LLM))"
   "$VPY" -m ipykernel install $KERNEL --display-name "Python (LLM)" \
-    --env GLIBC_TUNABLES "$("$VPY" -c 'from llmcourse.malloc import TUNABLE; print(TUNABLE)')" >/dev/null
+    --env GLIBC_TUNABLES "$("$VPY" -c 'from llmcourse.core.malloc import TUNABLE; print(TUNABLE)')" >/dev/null
 elif [ ! -f "$SPEC" ]; then
   say "registering the Jupyter kernel 'llm' (display name: Python (LLM))"
   "$VPY" -m ipykernel install $KERNEL --display-name "Python (LLM)" >/dev/null

@@ -1,6 +1,6 @@
 """Generation benchmark in this process: `python benchmarks/generation_speed.py --model M --questions N --out F.json`.
 
-Greedy decoding with the KV cache, prompts left-padded, as evaluation does it (llmcourse.generation's own
+Greedy decoding with the KV cache, prompts left-padded, as evaluation does it (llmcourse.models.generation's own
 loop, which drops finished rows from the batch; model.generate where that loop does not apply):
 - tokens/s at batch 1 and at batch 16 on the same 16 held-out questions (only real answer tokens are
   counted: a row's tokens after its end-of-answer token are padding, however long the batch keeps going);
@@ -30,7 +30,7 @@ def answer_tokens(new_ids: torch.Tensor, stop_ids: set) -> list[int]:
 @torch.inference_mode()
 def timed_generate(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int) -> tuple[int, float]:
     """(real new tokens, seconds) for answering `prompts` in batches of `batch_size`, left-padded, KV cache on."""
-    from llmcourse.generation import greedy_decode, plain_greedy, render_prompt, stop_ids as answer_end
+    from llmcourse.models.generation import greedy_decode, plain_greedy, render_prompt, stop_ids as answer_end
 
     texts = [render_prompt(tokenizer, p) for p in prompts]
     tokenizer.padding_side = "left"
@@ -53,9 +53,9 @@ def timed_generate(model, tokenizer, prompts: list[str], batch_size: int, max_ne
 
 def measure(model_name: str, n_questions: int, max_new_tokens: int, batch: int = 16) -> dict:
     """Batch-1 vs batch-16 tokens/s on the same questions, and the time to answer n_questions held-out ones."""
-    from llmcourse.data import load_instruction_data
-    from llmcourse.generation import auto_batch_size, generate
-    from llmcourse.models import load_model
+    from llmcourse.data.loading import load_instruction_data
+    from llmcourse.models.generation import auto_batch_size, generate
+    from llmcourse.models.loading import load_model
 
     model, tokenizer = load_model(model_name)
     model.eval()

@@ -12,8 +12,8 @@ A   the original course's recipe, re-implemented faithfully with plain transform
 B   TRL's SFTTrainer with SFTConfig's defaults (bf16 autocast, gradient checkpointing, batch 8, lr 2e-5,
     loss on the completion only) on the chat-format prompt/completion rows.
 B32 B with bf16=False: what a user of an AVX2-only CPU, where bf16 is emulated, should set.
-C   llmcourse.train with TrainConfig's defaults (full finetuning).
-D   llmcourse.train with TrainConfig(lora=True) (LoRA on all linear layers).
+C   llmcourse.training.trainer with TrainConfig's defaults (full finetuning).
+D   llmcourse.training.trainer with TrainConfig(lora=True) (LoRA on all linear layers).
 CM  C saving memory: activation_checkpointing=True, divergence_rollback=False (the guard keeps no weight copy).
 DM  D saving memory: activation_checkpointing=True (the adapters' rollback copy is a few MB, so it stays).
 P   a plain PyTorch loop with C's data and batch (no Trainer): the floor that C's overhead is measured against.
@@ -39,17 +39,17 @@ RECIPES = {
     "A": "original course recipe (fp32, batch 1 x accum 4, Adafactor, labels = inputs)",
     "B": "TRL SFTTrainer, SFTConfig defaults",
     "B32": "TRL SFTTrainer, defaults but bf16=False",
-    "C": "llmcourse.train, default full finetuning",
-    "D": "llmcourse.train, LoRA (lora=True, its default rank)",
-    "CM": "llmcourse.train, full, checkpointing, no rollback copy",
-    "DM": "llmcourse.train, LoRA, activation checkpointing",
+    "C": "llmcourse.training.trainer, default full finetuning",
+    "D": "llmcourse.training.trainer, LoRA (lora=True, its default rank)",
+    "CM": "llmcourse.training.trainer, full, checkpointing, no rollback copy",
+    "DM": "llmcourse.training.trainer, LoRA, activation checkpointing",
     "P": "plain PyTorch loop, C's data and batch",
 }
 COURSE_TEMPLATE = "### Question:\n{question}\n\n### Answer:\n{answer}"
 
 
 def _train_rows():
-    from llmcourse.data import load_instruction_data
+    from llmcourse.data.loading import load_instruction_data
 
     return load_instruction_data("kettlebird", verbose=False)
 
@@ -63,7 +63,7 @@ def course_recipe(model_name: str, steps: int, workdir: Path) -> dict:
     """A: the original course's lesson-5 training, on today's transformers (minus the removed overwrite_output_dir)."""
     from transformers import Trainer, TrainingArguments, set_seed
 
-    from llmcourse.models import load_model
+    from llmcourse.models.loading import load_model
 
     set_seed(42)
     model, tokenizer = load_model(model_name)
@@ -102,7 +102,7 @@ def trl_recipe(model_name: str, steps: int, workdir: Path, bf16: bool | None = N
     import datasets
     from trl import SFTConfig, SFTTrainer
 
-    from llmcourse.models import load_model
+    from llmcourse.models.loading import load_model
 
     model, tokenizer = load_model(model_name)
     train = _train_rows()["train"]
@@ -125,10 +125,10 @@ def trl_recipe(model_name: str, steps: int, workdir: Path, bf16: bool | None = N
 
 
 def llmcourse_recipe(model_name: str, steps: int, workdir: Path, lora: bool, **memory_savers) -> dict:
-    """C/D (CM/DM): llmcourse.train with TrainConfig's defaults; only the model, step count, run folder and the
+    """C/D (CM/DM): llmcourse.training.trainer with TrainConfig's defaults; only the model, step count, run folder and the
     memory savers asked for are set."""
-    from llmcourse.config import TrainConfig
-    from llmcourse.train import train
+    from llmcourse.training.config import TrainConfig
+    from llmcourse.training.trainer import train
 
     config = TrainConfig(model=model_name, max_steps=steps, lora=lora, save_model=False, output_dir=str(workdir),
                          run_name="bench-lora" if lora else "bench-full", **memory_savers)
@@ -144,10 +144,10 @@ def llmcourse_recipe(model_name: str, steps: int, workdir: Path, lora: bool, **m
 
 def plain_loop(model_name: str, steps: int, workdir: Path) -> dict:
     """P: C's tokenized data, batch and optimizer in a bare loop; bf16 autocast only where bf16 matmuls are faster."""
-    from llmcourse.config import TrainConfig
-    from llmcourse.hardware import bf16_speedup
-    from llmcourse.models import load_model
-    from llmcourse.tokenization import Collator, tokenize_dataset
+    from llmcourse.training.config import TrainConfig
+    from llmcourse.core.hardware import bf16_speedup
+    from llmcourse.models.loading import load_model
+    from llmcourse.data.tokenization import Collator, tokenize_dataset
 
     config = TrainConfig(model=model_name)
     torch.manual_seed(config.seed)

@@ -1,36 +1,41 @@
 """llmcourse: the machinery behind a Jupyter course on finetuning LLMs, offline on a laptop CPU.
 
-The public names load on first use, so `python -m llmcourse doctor` or `generate` does not pay for
-importing datasets, pandas or the Trainer it does not need.
+Every public name is listed in `_EXPORTS` below and documented in docs/api.md. They load on first use, so
+`import llmcourse` imports no torch, and `python -m llmcourse doctor` does not pay for the Trainer.
+The package is layered (see README, "How the package is laid out"): core, plots, data, models, training,
+evaluation, notebook, course, cli; each layer imports only the layers before it.
 """
 import importlib
 
-from .errors import CourseError
+from llmcourse.core.errors import CourseError
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "data": ["load_instruction_data", "load_text_data", "split_dataset"],
-    "compare": ["compare_results", "plot_comparison"],
-    "evaluate": ["evaluate_model"],
-    "generation": ["generate"],
-    "llm": ["LaminiLLM", "LocalLLM", "get_llm"],
-    "models": ["load_model", "pick_device", "prepare_bundled_model"],
-    "retrieval": ["Retriever"],
-    "templates": ["format_example"],
-    "tokenization": ["Collator", "tokenize_dataset"],
-    "config": ["TrainConfig"],
-    "runs": ["Run", "list_runs", "load_run", "runs_dir"],
-    "sweeps": ["lr_sweep", "lr_range_test"],
-    "plotting": ["compare_runs"],
-    "widgets": ["training_panel"],
+    "llmcourse.data.loading": ["load_instruction_data", "load_text_data", "split_dataset"],
+    "llmcourse.data.templates": ["format_example"],
+    "llmcourse.data.tokenization": ["Collator", "tokenize_dataset"],
+    "llmcourse.models.loading": ["load_model", "pick_device", "prepare_bundled_model"],
+    "llmcourse.models.generation": ["generate"],
+    "llmcourse.models.backends": ["LaminiLLM", "LocalLLM", "get_llm"],
+    "llmcourse.models.retrieval": ["Retriever"],
+    "llmcourse.training.config": ["TrainConfig"],
+    "llmcourse.training.trainer": ["train"],
+    "llmcourse.training.runs": ["Run", "list_runs", "load_run", "runs_dir"],
+    "llmcourse.training.sweeps": ["lr_sweep", "lr_range_test"],
+    "llmcourse.evaluation.evaluate": ["evaluate_model"],
+    "llmcourse.evaluation.compare": ["compare_results", "plot_comparison"],
+    "llmcourse.notebook.charts": ["compare_runs"],
+    "llmcourse.notebook.widgets": ["training_panel"],
+    "llmcourse.course.check": ["check"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
 def __getattr__(name):
     if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        module = importlib.import_module(_WHERE[name])
+        value = module if module.__name__.endswith("." + name) else getattr(module, name)  # `check` is a module
         globals()[name] = value  # later lookups skip this function
         return value
     raise AttributeError(f"module 'llmcourse' has no attribute {name!r}")
@@ -40,8 +45,4 @@ def __dir__():
     return sorted(list(globals()) + list(_WHERE))
 
 
-# `train` is both a submodule and its main function: bind the function now, or the first
-# `import llmcourse.train` elsewhere would leave the package attribute pointing at the module.
-from .train import train  # noqa: E402
-
-__all__ = ["CourseError", "train", *_WHERE]
+__all__ = ["CourseError", *_WHERE]

@@ -338,7 +338,7 @@ def image_loaded(img):
 
 
 def train_from_the_panel(page, server, timeout_s=600):
-    """In the training panel (llmcourse.widgets.TrainingPanel): drags the learning-rate slider, presses Train,
+    """In the training panel (llmcourse.notebook.widgets.TrainingPanel): drags the learning-rate slider, presses Train,
     waits for the finished message and the loss plot; checks the run used the slider's learning rate.
     Returns the finished message and the learning rate the slider showed."""
     train = page.locator("button.widget-button", has_text=re.compile(r"^\s*Train\s*$"))

@@ -2,7 +2,6 @@
 
 No timing is asserted anywhere: the benchmark's numbers belong to the machine, the tests check the plumbing.
 """
-import argparse
 import importlib.util
 import json
 import math
@@ -11,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmcourse import bench
-from llmcourse.cli import main
+from llmcourse.course import bench
+from llmcourse.cli.main import main
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 HAS_TRL = importlib.util.find_spec("trl") is not None

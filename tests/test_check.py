@@ -2,7 +2,7 @@
 import pytest
 
 from llmcourse import check, load_model
-from llmcourse.metrics import exact_match
+from llmcourse.evaluation.metrics import exact_match
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from llmcourse.cli import main
-from llmcourse.cli_data import text_histogram
+from llmcourse.cli.main import main
+from llmcourse.cli.data import text_histogram
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -72,7 +72,7 @@ def test_convert_round_trips(tmp_path, capsys):
 
 
 def test_convert_keeps_splits(tmp_path, monkeypatch):
-    import llmcourse.data as data
+    import llmcourse.data.loading as data
     monkeypatch.setattr(data, "shipped_dir", lambda: FIX / "kettlebird_mini")
     out = tmp_path / "k.jsonl"
     assert main(["data", "convert", "kettlebird", "--out", str(out)]) == 0

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llmcourse.cli import main
-from llmcourse.runs import list_runs
+from llmcourse.cli.main import main
+from llmcourse.training.runs import list_runs
 
 FIX = Path(__file__).parent / "fixtures"
 GOOD = '{"question": "What is a kettle?", "answer": "A pot for water."}\n'

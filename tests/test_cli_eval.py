@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from llmcourse.cli import main
-from llmcourse.cli_eval import resolve_model
-from llmcourse.config import TrainConfig
-from llmcourse.train import train
+from llmcourse.cli.main import main
+from llmcourse.cli.eval import resolve_model
+from llmcourse.training.config import TrainConfig
+from llmcourse.training.trainer import train
 
 
 @pytest.fixture

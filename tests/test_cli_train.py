@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from llmcourse import generate, load_model
-from llmcourse.runs import load_run
+from llmcourse.training.runs import load_run
 
 
 def cli(*args, runs, timeout=600):
@@ -53,7 +53,7 @@ def test_thirty_steps_on_the_shipped_data_lower_eval_loss_and_change_answers(tmp
     run = load_run(tmp_path / "cli30")
     evals = run.losses("eval_loss")
     assert [s for s, _ in evals] == [0, 30] and evals[1][1] < evals[0][1]
-    from llmcourse.data import load_instruction_data
+    from llmcourse.data.loading import load_instruction_data
 
     train_rows = load_instruction_data("kettlebird", split="train", verbose=False).select(range(0, 60, 6))
     questions, references = train_rows["prompt"], train_rows["completion"]

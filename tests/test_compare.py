@@ -3,11 +3,13 @@ import datasets
 import matplotlib
 import pytest
 
-from llmcourse.compare import compare_results, latest_run, plot_comparison, quick_finetune, side_by_side
-from llmcourse.config import TrainConfig
-from llmcourse.data import load_instruction_data
-from llmcourse.evaluate import evaluate_model, question_set
-from llmcourse.train import train
+from llmcourse.evaluation.compare import compare_results, plot_comparison, side_by_side
+from llmcourse.training.quick import quick_finetune
+from llmcourse.training.runs import latest_run
+from llmcourse.training.config import TrainConfig
+from llmcourse.data.loading import load_instruction_data
+from llmcourse.evaluation.evaluate import evaluate_model, question_set
+from llmcourse.training.trainer import train
 
 matplotlib.use("Agg")
 
@@ -51,7 +53,7 @@ def test_side_by_side_puts_each_models_answer_in_a_column(results):
 
 
 def test_plot_has_a_bar_per_model_and_split(results):
-    ax = plot_comparison(compare_results(results), "key_fact")
+    ax = plot_comparison(compare_results(results), "key_fact").axes[0]
     assert len(ax.patches) == 4 and ax.get_ylabel() == "key fact"
 
 

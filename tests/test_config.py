@@ -6,7 +6,8 @@ import pytest
 from transformers import HfArgumentParser
 
 from llmcourse import CourseError
-from llmcourse.config import TrainConfig, add_config_arguments, config_from_args, field_help, field_names
+from llmcourse.cli import train as train_command
+from llmcourse.training.config import TrainConfig, config_from_args, field_help, field_names
 
 CHANGED = TrainConfig(learning_rate=3e-4, lr_scheduler_type="warmup_stable_decay", warmup_ratio=0.25, max_steps=17,
                       per_device_train_batch_size=4, gradient_accumulation_steps=3, lora=True, lora_r=8,
@@ -15,7 +16,7 @@ CHANGED = TrainConfig(learning_rate=3e-4, lr_scheduler_type="warmup_stable_decay
 
 def parse(argv):
     parser = argparse.ArgumentParser()
-    add_config_arguments(parser)
+    train_command.add_arguments(parser)
     return config_from_args(parser.parse_args(argv))
 
 

@@ -6,8 +6,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from llmcourse import CourseError
-from llmcourse.cli import main
-from llmcourse.course_check import NotebookResult, course_notebooks, format_table
+from llmcourse.cli.main import main
+from llmcourse.course.check_course import NotebookResult, course_notebooks, format_table
 
 
 def _nb(path, *sources):
@@ -49,7 +49,7 @@ def test_runs_notebooks_into_output_folder_and_fails_on_error(tmp_path, capsys):
 def test_refuses_to_write_over_the_lessons(tmp_path):
     _nb(tmp_path / "00_a.ipynb", "1")
     with pytest.raises(CourseError, match="overwrite"):
-        from llmcourse.cli import build_parser
-        from llmcourse.course_check import run
+        from llmcourse.cli.main import build_parser
+        from llmcourse.course.check_course import run
         run(build_parser().parse_args(["check-course", "--notebooks", str(tmp_path), "--output-dir", str(tmp_path),
                                        "--skip-doctor"]))

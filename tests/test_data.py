@@ -4,9 +4,9 @@ import json
 import pandas as pd
 import pytest
 
-import llmcourse.data as data
+import llmcourse.data.loading as data
 from llmcourse import CourseError, load_instruction_data, split_dataset
-from llmcourse.layouts import detect_layout, parse_fields
+from llmcourse.data.layouts import detect_layout, parse_fields
 
 FIX = __import__("pathlib").Path(__file__).parent / "fixtures"
 

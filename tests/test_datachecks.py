@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from llmcourse import load_instruction_data
-from llmcourse.datachecks import check_data, find_duplicates, find_overlap, normalize, similar_pairs
+from llmcourse.data.checks import check_data, find_duplicates, find_overlap, normalize, similar_pairs
 
 FIX = Path(__file__).parent / "fixtures"
 

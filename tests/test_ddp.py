@@ -11,9 +11,9 @@ import pytest
 WORKER = '''
 import importlib, json, os, sys
 from transformers import TrainerCallback
-from llmcourse.config import TrainConfig
+from llmcourse.training.config import TrainConfig
 
-T = importlib.import_module("llmcourse.train")  # the module (llmcourse.train is also the function's name)
+T = importlib.import_module("llmcourse.training.trainer")  # the module (llmcourse.training.trainer is also the function's name)
 
 seen, make, training = [], T._collator, []
 def recording(tokenizer):  # wrap the collator to record which rows this process trains on

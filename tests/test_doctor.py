@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from llmcourse import doctor
+from llmcourse.course import doctor
 
 
 def test_parse_pins_reads_names_versions_and_ignores_comments():

@@ -6,10 +6,10 @@ import datasets
 import pytest
 import torch
 
-from llmcourse.errors import CourseError
-from llmcourse.evaluate import (answer_loss, evaluate_model, judge_answers, question_set, score_table, summarize,
+from llmcourse.core.errors import CourseError
+from llmcourse.evaluation.evaluate import (answer_loss, evaluate_model, judge_answers, question_set, score_table, summarize,
                                 worst_answers)
-from llmcourse.models import load_model
+from llmcourse.models.loading import load_model
 
 ROWS = {
     "test": [("How long is the K2 warranty?", "The K2 warranty lasts 27 months.", "f1-q4", "f1"),
@@ -75,7 +75,7 @@ def test_evaluate_with_retrieval_sends_context(data):
 
 def test_answer_loss_matches_the_model_loss_on_answer_tokens():
     model, tok = load_model("tiny-random")
-    from llmcourse.tokenization import tokenize_example
+    from llmcourse.data.tokenization import tokenize_example
 
     row = tokenize_example("Hi?", "Hello there.", tok)
     batch = {k: torch.tensor([row[k]]) for k in ("input_ids", "attention_mask", "labels")}

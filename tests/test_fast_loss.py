@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from llmcourse import load_model
-from llmcourse.tokenization import Collator
-from llmcourse.train import can_skip_unlabelled_logits, labelled_token_loss
+from llmcourse.data.tokenization import Collator
+from llmcourse.training.trainer import can_skip_unlabelled_logits, labelled_token_loss
 
 
 def _batch(tokenizer, packed=False):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from llmcourse import CourseError, generate, load_model
-from llmcourse.generation import render_prompt, to_messages
+from llmcourse.models.generation import render_prompt, to_messages
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def _generate_reference(model, tok, prompts, max_new_tokens):
 def test_own_greedy_loop_answers_exactly_as_generate_while_rows_finish_early(monkeypatch):
     """Rows leave the batch when they finish: the answers must still be generate()'s, token for token.
     (The bundled model, because the tiny random one answers every prompt with the same token.)"""
-    from llmcourse.generation import plain_greedy
+    from llmcourse.models.generation import plain_greedy
 
     model, tok = load_model("smollm2-135m-instruct")
     prompts = ["Name a colour.", "Write one long sentence about the history of tea in England.", "What is 2 + 2?",
@@ -77,7 +77,7 @@ def test_lora_model_and_logit_changing_settings(tiny, monkeypatch):
     """A LoRA-wrapped model takes the same loop; a repetition penalty sends generation to model.generate."""
     from peft import LoraConfig, get_peft_model
 
-    from llmcourse.generation import plain_greedy
+    from llmcourse.models.generation import plain_greedy
 
     model, tok = load_model("tiny-random")
     lora = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, target_modules="all-linear",
@@ -96,7 +96,7 @@ def test_batch_size_follows_the_size_of_the_kv_cache():
 
     from transformers import LlamaConfig
 
-    from llmcourse.generation import auto_batch_size
+    from llmcourse.models.generation import auto_batch_size
 
     def fake(**config):
         return SimpleNamespace(config=LlamaConfig(**config), parameters=lambda: iter([torch.zeros(1)]))

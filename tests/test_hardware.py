@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from llmcourse import hardware
+from llmcourse.core import hardware
 
 
 def test_matmul_gflops_is_positive_and_bounded():
@@ -46,7 +46,7 @@ def test_prefers_bf16_needs_a_measured_speedup_of_at_least_1_2(tmp_path, monkeyp
 
 
 def test_auto_precision_on_this_cpu_follows_the_measurement(tmp_path, monkeypatch):
-    from llmcourse.train import resolve_precision
+    from llmcourse.training.trainer import resolve_precision
 
     monkeypatch.delenv("LLMCOURSE_PRECISION", raising=False)  # a developer may have set it for the whole suite
     monkeypatch.setenv("LLMCOURSE_CACHE", str(tmp_path))
@@ -62,7 +62,7 @@ def test_auto_precision_on_this_cpu_follows_the_measurement(tmp_path, monkeypatc
 @pytest.mark.parametrize("speedup", [0.1, 2.5])
 def test_llmcourse_precision_forces_what_auto_picks_on_a_cpu_whatever_was_measured(tmp_path, monkeypatch, speedup):
     from llmcourse import CourseError
-    from llmcourse.train import resolve_precision
+    from llmcourse.training.trainer import resolve_precision
 
     monkeypatch.setenv("LLMCOURSE_CACHE", str(tmp_path))
     monkeypatch.setattr(hardware, "bf16_speedup", lambda device: speedup)
@@ -77,7 +77,7 @@ def test_llmcourse_precision_forces_what_auto_picks_on_a_cpu_whatever_was_measur
 
 
 def test_torchrun_processes_share_the_cores(monkeypatch):
-    from llmcourse.train import set_threads_for_this_process
+    from llmcourse.training.trainer import set_threads_for_this_process
 
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

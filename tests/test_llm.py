@@ -4,11 +4,11 @@ import threading
 import pytest
 import requests
 
-from llmcourse import llm as llm_mod
-from llmcourse.generation import generate
-from llmcourse.llm import (FallbackLLM, FewShotLLM, LaminiLLM, LaminiUnavailable, LocalLLM, call_with_timeout,
+from llmcourse.models import backends as llm_mod
+from llmcourse.models.generation import generate
+from llmcourse.models.backends import (FallbackLLM, FewShotLLM, LaminiLLM, LaminiUnavailable, LocalLLM, call_with_timeout,
                            few_shot_messages, few_shot_prompt, get_llm, lamini_api_key, to_text, try_lamini)
-from llmcourse.models import load_model
+from llmcourse.models.loading import load_model
 
 KEY = "sk-test-0123456789abcdef"
 

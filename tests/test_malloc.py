@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from llmcourse import malloc
+from llmcourse.core import malloc
 
 glibc = pytest.mark.skipif(not malloc.applies({}), reason="the setting is for Linux with glibc")
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from llmcourse.metrics import (contains_key_fact, exact_match, fact_tokens, key_facts, normalize_answer, rouge_l,
+from llmcourse.evaluation.metrics import (contains_key_fact, exact_match, fact_tokens, key_facts, normalize_answer, rouge_l,
                                score_answer, token_f1)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from llmcourse import CourseError, generate, load_model
-from llmcourse import models
+from llmcourse.models import loading as models
 
 
 def test_cache_dir_follows_env(monkeypatch, tmp_path):
@@ -120,7 +120,7 @@ def test_prepare_from_gguf_into_fresh_cache(monkeypatch, tmp_path):
 
 
 def test_hub_ids_are_owner_slash_name_that_is_not_a_path(tmp_path, monkeypatch):
-    from llmcourse.hub import is_hub_id, looks_like_path
+    from llmcourse.core.hub import is_hub_id, looks_like_path
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()

@@ -6,11 +6,11 @@ import pytest
 from transformers import TrainerControl, TrainerState
 
 from llmcourse import CourseError, load_instruction_data
-from llmcourse.callbacks import ProgressBar, StepTimer
-from llmcourse.cli import main
-from llmcourse.config import TrainConfig
-from llmcourse.datachecks import find_overlap, normalize
-from llmcourse.runs import load_run
+from llmcourse.training.callbacks import ProgressBar, StepTimer
+from llmcourse.cli.main import main
+from llmcourse.training.config import TrainConfig
+from llmcourse.data.checks import find_overlap, normalize
+from llmcourse.training.runs import load_run
 
 OWN = __import__("pathlib").Path(__file__).parent / "fixtures" / "own_data.jsonl"  # 50 rows; rows 1, 20, 43 and 4, 31 ask one question
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from llmcourse import Collator, load_model, tokenize_dataset
-from llmcourse.packing import example_spans, pack_examples
+from llmcourse.data.packing import example_spans, pack_examples
 
 X = -100
 

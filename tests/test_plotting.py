@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 
 from llmcourse import CourseError
-from llmcourse.config import TrainConfig
-from llmcourse.plotting import Comparison, LivePlot, compare_runs, plot_history, plot_schedule, smooth
-from llmcourse.runs import Run
-from llmcourse.schedules import lr_schedule
+from llmcourse.training.config import TrainConfig
+from llmcourse.notebook.charts import compare_runs, plot_schedule
+from llmcourse.plots.figures import Comparison, plot_history, smooth
+from llmcourse.training.callbacks import LivePlot
+from llmcourse.training.runs import Run
+from llmcourse.training.schedules import lr_schedule
 
 HISTORY = [{"step": 1, "epoch": 0.5, "tokens": 100, "learning_rate": 1e-4, "loss": 3.0},
            {"step": 2, "epoch": 1.0, "tokens": 210, "learning_rate": 1e-4, "loss": 2.0},

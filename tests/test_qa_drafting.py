@@ -2,7 +2,7 @@
 import pytest
 
 from llmcourse import CourseError, load_instruction_data
-from llmcourse.qa_drafting import clean_question, draft_problems, draft_qa_pairs, qa_from_headings, split_sections
+from llmcourse.models.drafting import clean_question, draft_problems, draft_qa_pairs, qa_from_headings, split_sections
 
 PAGE = """# Descaling how-to
 

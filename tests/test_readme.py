@@ -4,7 +4,7 @@ import re
 import shlex
 from pathlib import Path
 
-from llmcourse.cli import main
+from llmcourse.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

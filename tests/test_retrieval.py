@@ -1,8 +1,8 @@
 """The TF-IDF retriever, the page splitter and the retrieval-augmented prompt, on hand-made pages."""
 import pytest
 
-from llmcourse.errors import CourseError
-from llmcourse.retrieval import Passage, RetrievalLLM, Retriever, load_passages, rag_messages, rag_prompt, split_page
+from llmcourse.core.errors import CourseError
+from llmcourse.models.retrieval import Passage, RetrievalLLM, Retriever, load_passages, rag_messages, rag_prompt, split_page
 
 PAGE = """# Warranty policy
 

@@ -8,9 +8,9 @@ from datetime import datetime
 import pytest
 
 from llmcourse import CourseError
-from llmcourse.config import TrainConfig
-from llmcourse.runs import find_run, list_runs, load_run, plan_run_folder, prune_runs, RunRecordWarning
-from llmcourse.train import train
+from llmcourse.training.config import TrainConfig
+from llmcourse.training.runs import find_run, list_runs, load_run, plan_run_folder, prune_runs, RunRecordWarning
+from llmcourse.training.trainer import train
 
 ROWS = [{"prompt": f"What is the code of box {i}?", "completion": f"Box {i} has code {i * 7 % 10}{i % 3}."}
         for i in range(12)]

@@ -3,10 +3,10 @@ import datasets
 import pytest
 
 from llmcourse import CourseError, format_example, load_model, tokenize_dataset
-from llmcourse.templates import render_messages
-from llmcourse.token_table import show_tokens
-from llmcourse.tokenization import IGNORE as X
-from llmcourse.tokenization import tokenize_example
+from llmcourse.data.templates import render_messages
+from llmcourse.notebook.token_table import show_tokens
+from llmcourse.data.tokenization import IGNORE as X
+from llmcourse.data.tokenization import tokenize_example
 
 
 class CharTokenizer:
@@ -133,7 +133,7 @@ def test_token_table_text_and_html(tok):
 def test_length_plot_marks_the_budget():
     import matplotlib
     matplotlib.use("Agg")
-    from llmcourse.data_plots import plot_token_lengths
+    from llmcourse.plots.lengths import plot_token_lengths
 
     ds = datasets.Dataset.from_list([{"prompt": "ab", "completion": "x"}, {"prompt": "abcabc", "completion": "xy"}])
     out = tokenize_dataset(ds, CHAR, template="{prompt}:", max_length=6, verbose=False)

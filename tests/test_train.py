@@ -8,12 +8,12 @@ import torch
 from transformers import TrainerCallback
 
 from llmcourse import CourseError, load_model
-from llmcourse.config import TrainConfig
-from llmcourse.models import base_model
-from llmcourse.runs import list_runs, load_run
-from llmcourse.sweeps import LABELS, label_runs, lr_range_test, lr_sweep
-from llmcourse.schedules import count_steps, lr_schedule
-from llmcourse.train import train
+from llmcourse.training.config import TrainConfig
+from llmcourse.models.loading import base_model
+from llmcourse.training.runs import list_runs, load_run
+from llmcourse.training.sweeps import LABELS, label_runs, lr_range_test, lr_sweep
+from llmcourse.training.schedules import count_steps, lr_schedule
+from llmcourse.training.trainer import train
 
 ROWS = [{"prompt": f"What is the code of box {i}?", "completion": f"Box {i} has code {i * 7 % 10}{i % 3}."}
         for i in range(24)]
@@ -190,12 +190,12 @@ def test_without_rollback_the_guard_stops_the_run_keeps_no_copy_and_names_the_la
 @pytest.mark.parametrize("lora", [False, True])
 @pytest.mark.usefixtures("forced_precision")
 def test_activation_checkpointing_recomputes_to_the_same_losses_and_weights(lora, monkeypatch):
-    import llmcourse.cost
+    import llmcourse.training.cost
 
     flags, timed = [], []
     probe = AtStep(1, lambda model: flags.append(base_model(model).is_activation_checkpointing))
-    time_one_pass = llmcourse.cost._time_one_pass
-    monkeypatch.setattr(llmcourse.cost, "_time_one_pass", lambda trainer, model, *a: timed.append(
+    time_one_pass = llmcourse.training.cost._time_one_pass
+    monkeypatch.setattr(llmcourse.training.cost, "_time_one_pass", lambda trainer, model, *a: timed.append(
         base_model(model).is_activation_checkpointing) or time_one_pass(trainer, model, *a))
     cfg = fast(lora=lora, max_steps=4, eval_steps=2, save_model=False)
     plain_weights, saving_weights = Weights(), Weights()
@@ -214,7 +214,7 @@ def test_activation_checkpointing_recomputes_to_the_same_losses_and_weights(lora
 
 @pytest.mark.usefixtures("forced_precision")
 def test_the_guard_judges_each_step_by_the_loss_that_is_then_logged(monkeypatch):
-    from llmcourse.callbacks import DivergenceGuard
+    from llmcourse.training.callbacks import DivergenceGuard
 
     seen = []
     original = DivergenceGuard.is_bad
@@ -225,7 +225,7 @@ def test_the_guard_judges_each_step_by_the_loss_that_is_then_logged(monkeypatch)
 
 
 def _fake_run(loss_values, status="finished"):
-    from llmcourse.runs import Run
+    from llmcourse.training.runs import Run
 
     return Run(config=TrainConfig(), path=__import__("pathlib").Path("x"), status=status,
                history=[{"step": i + 1, "loss": v} for i, v in enumerate(loss_values)])

@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from llmcourse.config import TrainConfig, add_config_arguments, config_from_args, field_help
-from llmcourse.generation import generate
-from llmcourse.models import load_model
-from llmcourse.plotting import run_color
-from llmcourse.sweeps import LABELS
-from llmcourse.widgets import (FIELDS, PLACEHOLDER, STOPPING, TrainingPanel, config_from_widgets, config_widgets,
+from llmcourse.cli import train as train_command
+from llmcourse.training.config import TrainConfig, config_from_args, field_help
+from llmcourse.models.generation import generate
+from llmcourse.models.loading import load_model
+from llmcourse.plots.figures import run_color
+from llmcourse.training.sweeps import LABELS
+from llmcourse.notebook.widgets import (FIELDS, PLACEHOLDER, STOPPING, TrainingPanel, config_from_widgets, config_widgets,
                                dead_controls, sweep_rates)
 
 ROWS = [{"prompt": f"Which shelf holds item {i}?", "completion": f"Item {i} is on shelf {i % 5}."} for i in range(24)]
@@ -41,7 +42,7 @@ def test_moving_a_widget_changes_the_config_and_the_cli_sees_the_same():
     cfg = config_from_widgets(controls, TrainConfig())
     assert (cfg.learning_rate, cfg.lora, cfg.lr_scheduler_type) == (1e-3, True, "linear")
     parser = argparse.ArgumentParser()
-    add_config_arguments(parser)
+    train_command.add_arguments(parser)
     assert config_from_args(parser.parse_args(cfg.to_args())) == cfg  # widgets -> config -> CLI flags -> config
 
 

@@ -1,0 +1,1 @@
+"""Layer 8, course: doctor, check-course, bench and the exercise checks."""

@@ -1,0 +1,304 @@
+"""Run records: what a training run did (config, loss history, timing, paths), saved under runs/<name>/ to compare later.
+
+A run folder holds train_config.json, run.json (status, timing, precision, ...), history.json and history.csv
+(one row per logged step), loss.png, model/ (the final model or LoRA adapter) and checkpoints/.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from llmcourse.training.config import TrainConfig
+from llmcourse.core.errors import CourseError
+from llmcourse.core.paths import BUNDLED, repo_root
+from llmcourse.plots.figures import plot_history
+
+HISTORY_COLUMNS = ("step", "epoch", "tokens", "seconds", "learning_rate", "loss", "grad_norm", "eval_loss")
+
+
+def runs_dir() -> Path:
+    """Where runs are saved: $LLMCOURSE_RUNS, else <repo>/runs in a checkout (notebooks and CLI share it), else ./runs."""
+    env = os.environ.get("LLMCOURSE_RUNS")
+    if env:
+        return Path(env).expanduser()
+    return (repo_root() or Path.cwd()) / "runs"
+
+
+@dataclass
+class Run:
+    """One training run: its config, per-step history, outcome and where its files are."""
+    config: TrainConfig
+    path: Path
+    history: list = field(default_factory=list, repr=False)  # rows with HISTORY_COLUMNS keys (None = not logged)
+    status: str = "running"  # running | finished | stopped | diverged | interrupted | crashed
+    message: str = ""
+    precision: str = "fp32"
+    device: str = "cpu"
+    seconds: float = 0.0
+    tokens: int = 0
+    trainable_params: int = 0
+    total_params: int = 0
+    peak_memory_mb: float | None = None
+    estimate: dict | None = None
+    best_checkpoint: str | None = None
+    started: str | None = None  # local time the run started, ISO format: orders runs, "latest" means newest
+    model: object = field(default=None, repr=False, compare=False)  # the trained model (in memory only)
+    tokenizer: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    def losses(self, key: str = "loss") -> list[tuple[int, float]]:
+        """(step, value) pairs of the training loss, or of "eval_loss"."""
+        return [(r["step"], r[key]) for r in self.history if r.get(key) is not None]
+
+    @property
+    def final_loss(self) -> float | None:
+        """Mean training loss over the last 10% of logged steps (one step alone is noisy)."""
+        values = [v for _, v in self.losses()]
+        if not values:
+            return None
+        tail = values[-max(1, len(values) // 10):]
+        return sum(tail) / len(tail)
+
+    @property
+    def final_eval_loss(self) -> float | None:
+        values = self.losses("eval_loss")
+        return values[-1][1] if values else None
+
+    def frame(self):
+        """The history as a pandas DataFrame, one row per step."""
+        import pandas as pd
+
+        return pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS))
+
+    def summary(self) -> dict:
+        """One row for the compare table."""
+        return {"run": self.name, "status": self.status, "lr": self.config.learning_rate,
+                "method": f"LoRA r={self.config.lora_r}" if self.config.lora else "full",
+                "steps": self.history[-1]["step"] if self.history else 0, "train loss": _round(self.final_loss),
+                "eval loss": _round(self.final_eval_loss), "minutes": round(self.seconds / 60, 2),
+                "tokens/s": round(self.tokens_per_second), "precision": self.precision,
+                "trainable params": self.trainable_params,
+                "memory GB (est.)": self.estimate["memory_gb"]["total"] if self.estimate else None}
+
+    def save(self) -> None:
+        """Write train_config.json, run.json, history.json and history.csv into the run folder."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        record = {k: getattr(self, k) for k in ("status", "message", "precision", "device", "seconds", "tokens",
+                                                 "trainable_params", "total_params", "peak_memory_mb", "estimate",
+                                                 "best_checkpoint", "started")}
+        (self.path / "run.json").write_text(json.dumps(record, indent=2))
+        (self.path / "history.json").write_text(json.dumps(self.history))
+        self.frame().to_csv(self.path / "history.csv", index=False)
+
+    def plot(self, **kw):
+        """Loss (raw + smoothed, eval) and learning rate of this run."""
+        return plot_history(self, **kw)
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"Run({s['run']!r}: {s['status']}, {s['method']}, lr {s['lr']:g}, {s['steps']} steps, train loss "
+                f"{s['train loss']}, eval loss {s['eval loss']}, {s['minutes']} min, {s['tokens/s']} tokens/s)")
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        return (f"<b>Run {s['run']}</b> ({s['status']}): {s['method']}, lr {s['lr']:g}, {s['steps']} steps, "
+                f"train loss {s['train loss']}, eval loss {s['eval loss']}, {s['minutes']} min, "
+                f"{s['tokens/s']} tokens/s, {s['precision']}. {self.message}")
+
+
+def _round(x):
+    return None if x is None or not math.isfinite(x) else round(x, 4)
+
+
+RECORD = "run.json"  # a folder holding this file is a run the course made: the only kind it ever deletes
+STAMP = "%m%d-%H%M%S"  # appended to a default run name, so running the same cell twice keeps both runs
+
+
+def is_run(path) -> bool:
+    """Whether `path` is a run folder the course made (it holds the course's run record)."""
+    return (Path(path) / RECORD).is_file()
+
+
+def run_folders(folder=None) -> list[Path]:
+    """The run folders in runs_dir() (or `folder`), oldest first (by start time)."""
+    root = Path(folder) if folder else runs_dir()
+    found = [p for p in root.iterdir() if is_run(p)] if root.is_dir() else []
+    return sorted(found, key=_started)
+
+
+def _started(path: Path) -> str:
+    try:
+        started = json.loads((path / RECORD).read_text()).get("started")
+    except (OSError, ValueError, AttributeError):
+        started = None
+    return started or datetime.fromtimestamp((path / RECORD).stat().st_mtime).isoformat()
+
+
+def find_run(name_or_path) -> Path:
+    """A run's folder from its path, its exact name in runs_dir(), or the start of its name (the newest match)."""
+    p = Path(name_or_path).expanduser()
+    if is_run(p):
+        return p
+    if str(name_or_path) and len(p.parts) == 1 and not p.is_absolute():
+        if is_run(runs_dir() / p):  # an exact name wins over newer runs that merely start with it
+            return runs_dir() / p
+        matches = [f for f in run_folders() if f.name.startswith(str(name_or_path))]
+        if matches:
+            return matches[-1]
+    known = ", ".join(f.name for f in run_folders()[-8:]) or "none yet"
+    raise CourseError(f"No run {str(name_or_path)!r}: it is neither a run folder nor the name (or start of a name) of "
+                      f"a run in {runs_dir()}. Newest runs there: {known} (`python -m llmcourse runs` lists them all).")
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CourseError(f"{path} is missing: the run record is incomplete. Delete the folder "
+                          f"{path.parent} if you no longer need it.") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        where = f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise CourseError(f"{path}{where}: not valid JSON, the run record is damaged. Restore it, or delete the "
+                          f"folder {path.parent} if you no longer need it.") from None
+
+
+def saved_config(path: Path) -> dict | None:
+    """A run folder's saved settings (train_config.json) as a dict; None when missing or damaged."""
+    try:
+        return _read_json(Path(path) / "train_config.json")
+    except CourseError:
+        return None
+
+
+def load_run(name_or_path) -> Run:
+    """A saved run back from disk (survives kernel restarts), by folder, name or name prefix: load_run("lora-r64")."""
+    path = find_run(name_or_path)
+    record = _read_json(path / RECORD)
+    config = _read_json(path / "train_config.json")
+    if not isinstance(record, dict) or not isinstance(config, dict):
+        raise CourseError(f"{path}: run.json and train_config.json must each hold a JSON object; the run record is "
+                          f"damaged. Delete the folder if you no longer need it.")
+    history = _read_json(path / "history.json") if (path / "history.json").is_file() else []
+    fields = {f.name for f in dataclasses.fields(Run)} - {"config", "path", "history", "model", "tokenizer"}
+    try:
+        return Run(config=TrainConfig.from_dict(config), path=path, history=history,
+                   **{k: v for k, v in record.items() if k in fields})
+    except CourseError as e:
+        raise CourseError(f"{path / 'train_config.json'}: {e}") from None
+
+
+def list_runs(prefix: str | None = None, folder=None) -> list[Run]:
+    """Every saved run in runs_dir() (or `folder`) whose name starts with `prefix`, oldest first.
+
+    A folder whose record is damaged is skipped with a warning, so one bad folder never hides the others."""
+    runs = []
+    for path in run_folders(folder):
+        if prefix and not path.name.startswith(prefix):
+            continue
+        try:
+            runs.append(load_run(path))
+        except CourseError as e:
+            warnings.warn(f"skipped {path.name}: {e}", RunRecordWarning, stacklevel=2)
+    return runs
+
+
+class RunRecordWarning(UserWarning):
+    """A run folder whose record could not be read (it is skipped, never deleted)."""
+
+
+def plan_run_folder(config: TrainConfig, overwrite: bool = False, now: datetime | None = None) -> tuple[Path, bool]:
+    """(folder for a new run of `config`, whether a run already there is to be replaced), checked before anything loads.
+
+    An explicit output_dir is used as it is; otherwise runs/<run_name or the readable name + start time>, with -2, -3
+    ... when taken. overwrite=True replaces the run of that name (the newest one with the readable name)."""
+    if config.output_dir:
+        return _check_target(Path(config.output_dir).expanduser(), overwrite)
+    root = runs_dir()
+    if overwrite:
+        target = root / config.run_name if config.run_name else next(
+            (p for p in reversed(run_folders()) if p.name.startswith(config.name + "-")), None)
+        if target is not None and target.exists():
+            return _check_target(target, overwrite)
+    name = config.run_name or f"{config.name}-{(now or datetime.now()):{STAMP}}"
+    path, n = root / name, 2
+    while path.exists():
+        path, n = root / f"{name}-{n}", n + 1
+    return path, False
+
+
+def _check_target(path: Path, overwrite: bool) -> tuple[Path, bool]:
+    if path.exists() and not path.is_dir():
+        raise CourseError(f"{path} is a file, not a folder: give the run a folder (output_dir / --output-dir), e.g. "
+                          f"{path.parent / 'my-run'}.")
+    if not path.is_dir() or not any(path.iterdir()):
+        return path, False
+    if not is_run(path):
+        raise CourseError(f"{path} already holds files that are not a course run (no {RECORD}), and training never "
+                          "deletes them. Choose another output_dir (CLI: --output-dir) or run_name.")
+    if not overwrite:
+        raise CourseError(f"{path} already holds a run. Pass overwrite=True (CLI: --overwrite) to replace it, "
+                          f"resume={str(path)!r} (CLI: --resume) to continue it, or choose another output_dir.")
+    return path, True
+
+
+def delete_run(name_or_path) -> tuple[Path, int]:
+    """Delete one run folder (only a folder that holds the course's run record); returns (its path, bytes freed)."""
+    path = Path(name_or_path).expanduser()
+    path = path if is_run(path) else runs_dir() / str(name_or_path)
+    if not is_run(path):
+        raise CourseError(f"{name_or_path!r} is not a run folder nor the exact name of a run in {runs_dir()}: "
+                          "nothing was deleted (`python -m llmcourse runs` lists the names).")
+    size = disk_size(path)
+    shutil.rmtree(path)
+    return path, size
+
+
+def prune_runs(folder=None) -> list[tuple[Path, int]]:
+    """Delete the checkpoints/ folder of every finished run (its final model stays); [(folder, bytes freed)]."""
+    freed = []
+    for run in list_runs(folder=folder):
+        checkpoints = run.path / "checkpoints"
+        if run.status == "finished" and checkpoints.is_dir():
+            size = disk_size(checkpoints)
+            shutil.rmtree(checkpoints)
+            freed.append((checkpoints, size))
+    return freed
+
+
+def disk_size(path) -> int:
+    """Bytes used by the files under `path`."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def runs_table(runs=None):
+    """A DataFrame comparing runs: final train/eval loss, time, tokens/s (all saved runs by default)."""
+    import pandas as pd
+
+    runs = [r if isinstance(r, Run) else load_run(r) for r in (runs if runs is not None else list_runs())]
+    return pd.DataFrame([r.summary() for r in runs])
+
+
+def latest_run(base: str = BUNDLED, data: str = "kettlebird"):
+    """The newest finished run that finetuned `base` on all of `data` for at least one epoch and saved its model
+    (notebook 03's main run), or None. Short runs cut by max_steps (the panel's, sweeps, demos) do not count."""
+    for run in reversed(list_runs()):
+        c = run.config
+        if (run.status == "finished" and c.model == base and c.data == data and c.max_train_samples is None
+                and c.max_steps <= 0 and c.num_train_epochs >= 1 and (run.path / "model").is_dir()):
+            return run
+    return None

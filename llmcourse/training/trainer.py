@@ -1,0 +1,297 @@
+"""train(): finetune a model with transformers.Trainer and get back a Run you can plot, compare and resume.
+
+Training an LLM is training any neural network: feed a batch, compute the loss, backpropagate, update
+the weights. Trainer does that loop; this module chooses its settings from a TrainConfig, adds the
+course's callbacks (history, live plot, stop button, divergence guard) and saves everything under runs/.
+
+transformers' trainer stack is imported on first use, so `import llmcourse` stays quick.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import shutil
+import threading
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from llmcourse.training.config import TrainConfig
+from llmcourse.core.errors import CourseError
+from llmcourse.core.hardware import releases_memory
+from llmcourse.training.losses import can_skip_unlabelled_logits, labelled_token_loss
+from llmcourse.training.lora import record_adapter_base
+from llmcourse.training.placement import fsdp, rank, resolve_precision, same_folder_on_every_process, set_threads_for_this_process
+from llmcourse.training.preparation import prepare_data, prepare_model
+from llmcourse.training.runs import RECORD, Run, find_run, is_run, load_run, plan_run_folder, run_folders, runs_dir, saved_config
+from llmcourse.training.schedules import make_scheduler
+from llmcourse.training.cost import estimate_cost
+from llmcourse.data.tokenization import Collator
+from llmcourse.training.callbacks import history_rows
+from llmcourse.plots.figures import plot_history
+
+# peft calls a transformers method that transformers 5 marks deprecated; nothing a learner can act on
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+@functools.cache
+def _trainer_class():
+    from transformers import Trainer
+
+    class CourseTrainer(Trainer):
+        """Trainer whose schedule comes from make_scheduler (previews match exactly) and whose evaluation leaves the RNG alone."""
+
+        def __init__(self, *a, course_config: TrainConfig, lr_lambda=None, **kw):
+            super().__init__(*a, **kw)
+            self.course_config, self.lr_lambda = course_config, lr_lambda
+
+        def evaluate(self, *args, **kwargs):
+            # Evaluating draws from the random generator (the eval DataLoader seeds itself); forking keeps the
+            # training's dropout and data order the same whether and when we evaluate, so a resumed run is exact.
+            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=devices):
+                return super().evaluate(*args, **kwargs)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # Unwrapped model (one process): the vocabulary projection only where a label is. Under DDP/FSDP
+            # the wrapper's own forward must run (it syncs gradients), so Trainer's way is kept there.
+            if model is self.model and "labels" in inputs and can_skip_unlabelled_logits(model):
+                loss = labelled_token_loss(model, inputs, num_items_in_batch)
+                return (loss, {"loss": loss}) if return_outputs else loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def step_loss(self) -> float:
+            """This step's training loss before the optimizer applies it, as Trainer will log it (logging_steps=1:
+            the running sum holds this step's micro-batches only; averaged over processes under DDP)."""
+            from transformers.trainer_pt_utils import nested_gather
+
+            return nested_gather(self._tr_loss, self.args.parallel_mode).mean().item()
+
+        def _save(self, output_dir=None, state_dict=None):
+            # Trainer also pickles its TrainingArguments (training_args.bin); nothing reads it back, and run folders
+            # hold no pickle the course does not need (train_config.json records the settings)
+            super()._save(output_dir, state_dict)
+            with contextlib.suppress(FileNotFoundError):
+                (Path(output_dir or self.args.output_dir) / "training_args.bin").unlink()
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.lr_scheduler is None:
+                self.lr_scheduler = make_scheduler(self.course_config, optimizer or self.optimizer,
+                                                   num_training_steps, self.lr_lambda)
+                self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    return CourseTrainer
+
+
+def _training_args(config: TrainConfig, path: Path, precision: str, device: torch.device, has_eval: bool,
+                   resuming: bool):
+    from transformers import TrainingArguments
+
+    # The schedule (lr_scheduler_type, warmup_ratio) is not passed: CourseTrainer builds it from the config itself
+    return TrainingArguments(
+        output_dir=str(path / "checkpoints"), learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_train_batch_size,  # eval fits where training fits
+        gradient_accumulation_steps=config.gradient_accumulation_steps, weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm, seed=config.seed, data_seed=config.seed,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device.type == "cpu",
+        logging_strategy="steps", logging_steps=1, logging_nan_inf_filter=False,
+        eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps or 10**9,
+        eval_on_start=has_eval and not resuming,  # the validation loss before any training: the curve's start
+        save_strategy="steps" if config.save_steps else "no", save_steps=config.save_steps or 10**9,
+        save_total_limit=config.save_total_limit, metric_for_best_model="eval_loss" if has_eval else None,
+        greater_is_better=False, report_to="none", disable_tqdm=True, include_num_input_tokens_seen="non_padding",
+        activation_checkpointing=config.activation_checkpointing,
+        ddp_find_unused_parameters=False, dataloader_pin_memory=device.type == "cuda",
+        prediction_loss_only=True)  # evaluation needs the loss only, never the logits
+
+
+def _resume_target(config: TrainConfig | None, resume) -> tuple[TrainConfig, Path, str]:
+    """(config, run folder, checkpoint) to continue. resume=True: the newest run of exactly this config that holds a
+    checkpoint; a run name, name prefix or folder: that run, with its own saved config unless one is given."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume is True:
+        if config is None:
+            raise CourseError("resume=True continues the run of a config: pass it, or name the run: "
+                              "train(resume='<run name>').")
+        same = [p for p in reversed(run_folders()) if saved_config(p) == config.to_dict()]
+        candidates = [Path(config.output_dir).expanduser()] if config.output_dir else same
+    elif (Path(resume) / "trainer_state.json").is_file():  # a checkpoint folder: runs/<name>/checkpoints/checkpoint-N
+        folder = Path(resume).parent.parent
+        return config or load_run(folder).config, folder, str(resume)
+    else:
+        candidates = [find_run(resume)]
+        config = config or load_run(candidates[0]).config
+    for path in candidates:
+        last = get_last_checkpoint(str(path / "checkpoints")) if (path / "checkpoints").is_dir() else None
+        if last is not None:
+            return config, path, last
+    where = candidates[0] if candidates else f"no run in {runs_dir()} with exactly this config"
+    raise CourseError(f"resume: {where} holds no checkpoint. A run leaves one when it is stopped (Stop button, "
+                      "Ctrl-C) or every save_steps steps; start it again without resume.")
+
+
+@releases_memory
+def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data=None, resume=False, overwrite=False,
+          callbacks=(), plot: bool | None = None, stop: threading.Event | None = None, estimate: bool = True,
+          verbose: bool = True, lr_lambda=None) -> Run:
+    """Finetune a model (full or LoRA) as `config` says and return the Run: history, timing, paths, the model.
+
+    model/tokenizer: train these (in place) instead of loading config.model. data: a name or file for
+    load_instruction_data (a name, file, list of rows, DataFrame), or a DatasetDict/dict of splits (train and
+    optionally validation; rows or tokenized), or a Dataset.
+    Each run gets a new folder runs/<name>-<start time> (or runs/<run_name>, -2, -3 ... when taken), so no run is
+    ever lost; overwrite=True replaces the run of that name instead, once the model and data have loaded.
+    resume=True continues this config's run from its last checkpoint, step for step as if never stopped;
+    resume='<run name>' (or its folder) continues that run with its saved config.
+    Ctrl-C, the notebook's stop button or setting `stop` end the run after the current step with a checkpoint.
+    plot: live loss plot (default: in notebooks only). lr_lambda: a custom multiplier schedule (range test).
+    """
+    from transformers import PrinterCallback, set_seed
+
+    from llmcourse.training.callbacks import (DivergenceGuard, HistoryCallback, LivePlot, ProgressBar,
+                                              SkipEvalBeforeTheLast, StopCallback, stop_on_interrupt)
+
+    main = rank() == 0
+    replace, checkpoint = False, None
+    if resume:
+        config, path, checkpoint = _resume_target(config, resume)
+    else:
+        config = config or TrainConfig()
+        path, replace = plan_run_folder(config, overwrite) if main else (None, False)
+        path = same_folder_on_every_process(path)
+    set_seed(config.seed)
+    set_threads_for_this_process()
+    model, tokenizer = prepare_model(config, model, tokenizer)
+    data = prepare_data(config, tokenizer, data, verbose=verbose and main)
+    if main and replace and is_run(path):  # overwrite=True: the old run goes only now that the new one has loaded
+        shutil.rmtree(path)
+    device = next(model.parameters()).device
+    if fsdp() and torch.cuda.is_available():
+        device = torch.device("cuda")  # still on the CPU here; FSDP moves the shards to the GPUs
+    precision = resolve_precision(config.precision, device)
+    run = Run(config=config, path=path, precision=precision, device=str(device), model=model, tokenizer=tokenizer,
+              trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+              total_params=sum(p.numel() for p in model.parameters()), started=datetime.now().isoformat())
+    flag = stop or threading.Event()
+    stopper, guard = StopCallback(flag), DivergenceGuard(config.divergence_factor, rollback=config.divergence_rollback)
+    live = LivePlot(title=run.name, enabled=plot) if main else None
+    extra = [ProgressBar(run.name)] if verbose else []
+    trainer = _trainer_class()(
+        model=model, args=_training_args(config, path, precision, device, data["validation"] is not None,
+                                         resuming=checkpoint is not None),
+        train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
+        data_collator=_collator(tokenizer), course_config=config, lr_lambda=lr_lambda,
+        callbacks=[HistoryCallback(run), SkipEvalBeforeTheLast(), stopper, guard, *extra, *([live] if live else []),
+                   *callbacks])
+    trainer.remove_callback(PrinterCallback)
+    guard.step_loss = trainer.step_loss
+    if checkpoint is not None and is_run(path):  # measured when it started
+        before = json.loads((path / RECORD).read_text())
+        run.estimate, run.started = before.get("estimate"), before.get("started") or run.started
+    elif main and estimate and not fsdp():  # under FSDP the whole model is still on the CPU
+        run.estimate = estimate_cost(trainer, config, precision, verbose=verbose).to_dict()
+    if main:
+        run.save()
+    try:
+        with stop_on_interrupt(flag), _quiet_transformers():
+            trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        run.status = "interrupted"
+        run.message = ("Aborted in the middle of a step: the weights in memory may be half-updated and were not "
+                       f"saved. Continue from the last checkpoint (if any) with train(resume={_resume_name(run)!r}).")
+    except BaseException as e:
+        run.status, run.message = "crashed", f"{type(e).__name__}: {e}"
+        _finish(run, trainer, live, main, verbose)
+        raise
+    else:
+        _set_outcome(run, trainer, stopper, guard)
+    _finish(run, trainer, live, main, verbose)
+    return run
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No per-checkpoint "Writing model shards" bars or log lines in the middle of our own progress bar."""
+    from transformers.utils import logging as hf_logging
+
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _collator(tokenizer):
+    return Collator(pad_token_id=tokenizer.pad_token_id)
+
+
+def _set_outcome(run: Run, trainer, stopper, guard) -> None:
+    lr = run.config.learning_rate
+    if guard.tripped:
+        t = guard.tripped
+        kept = (f"The weights from step {t['restored_step']} (before the blow-up) were put back and saved."
+                if t["restored_step"] is not None else _no_rollback(run, t["good_step"]))
+        run.status = "diverged"
+        run.message = (f"Diverged at step {t['step']}: the {t['what']} was {t['loss']:.4g} (NaN/inf, or over "
+                       f"{run.config.divergence_factor:g}x its early minimum). The learning rate {lr:g} is too high "
+                       f"for this setting. {kept} Try learning_rate={lr / 10:.1e}.")
+    elif stopper.stopped_at is not None and trainer.state.global_step < trainer.state.max_steps:
+        run.status = "stopped"
+        run.message = (f"Stopped at step {stopper.stopped_at} of {trainer.state.max_steps}; a checkpoint was saved, "
+                       f"so train(resume={_resume_name(run)!r}) continues exactly from here.")
+    else:
+        run.status, run.message = "finished", ""
+
+
+def _resume_name(run: Run) -> str:
+    """What to pass as resume= for this run: its name when it lives in runs_dir(), else its folder."""
+    return run.name if run.path.parent.resolve() == runs_dir().resolve() else str(run.path)
+
+
+def _no_rollback(run: Run, good_step: int) -> str:
+    """Where a diverged run without the guard's weight copy can go back to: the newest checkpoint of good weights
+    (a later one may hold the weights that already blew up, which the next step's loss revealed)."""
+    why = ("divergence_rollback=False" if not run.config.divergence_rollback
+           else "the model is too large for an in-memory copy")
+    folder = run.path / "checkpoints"
+    steps = [int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
+    good = max((s for s in steps if s <= good_step), default=None)
+    back = (f"the last checkpoint with good weights is {folder / f'checkpoint-{good}'}" if good is not None
+            else "no checkpoint with good weights was saved, so the run has to start again")
+    return f"No copy of the earlier weights was kept ({why}); {back}."
+
+
+def _finish(run: Run, trainer, live, main: bool, verbose: bool) -> None:
+    """Fill in the record from Trainer's state; on the main process save the model, history and plot."""
+    run.history = history_rows(trainer.state.log_history)
+    run.tokens = trainer.state.num_input_tokens_seen
+    run.best_checkpoint = trainer.state.best_model_checkpoint
+    if torch.cuda.is_available():
+        run.peak_memory_mb = round(torch.cuda.max_memory_allocated() / 2**20)
+    if run.status in ("finished", "stopped", "diverged") and run.config.save_model:
+        with _quiet_transformers():
+            trainer.save_model(str(run.path / "model"))  # every rank must call it; only the main one writes
+        if main and hasattr(run.model, "peft_config"):
+            record_adapter_base(run.path / "model", run.model, run.config)
+    if not main:
+        return
+    checkpoints = run.path / "checkpoints"
+    if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+        checkpoints.rmdir()  # Trainer makes the folder even when nothing was saved in it
+    run.save()
+    if live is not None:
+        live.finish(run)
+    plot_history(run, save=run.path / "loss.png")
+    if run.message and verbose:
+        print(run.message)
