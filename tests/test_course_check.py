@@ -50,6 +50,6 @@ def test_refuses_to_write_over_the_lessons(tmp_path):
     _nb(tmp_path / "00_a.ipynb", "1")
     with pytest.raises(CourseError, match="overwrite"):
         from llmcourse.cli.main import build_parser
-        from llmcourse.course.check_course import run
+        from llmcourse.cli.check_course import run
         run(build_parser().parse_args(["check-course", "--notebooks", str(tmp_path), "--output-dir", str(tmp_path),
                                        "--skip-doctor"]))

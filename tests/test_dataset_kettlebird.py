@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1] / "llmcourse" / "data" / "kettlebird"
+ROOT = Path(__file__).resolve().parents[1] / "llmcourse" / "datasets" / "kettlebird"
 DOCS = ROOT / "docs"
 QA = ROOT / "qa.jsonl"
 KEYS = {"id", "fact_id", "question", "answer", "source", "split"}

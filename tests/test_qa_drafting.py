@@ -34,7 +34,7 @@ class EchoBackend:
 def test_split_sections():
     secs = split_sections(PAGE)
     assert [(s.title, s.heading, s.text) for s in secs] == [
-        ("Descaling how-to", "overview", "Limescale slows boiling."),
+        ("Descaling how-to", None, "Limescale slows boiling."),
         ("Descaling how-to", "The reminder", "The display shows D1 after 140 boils."),
         ("Descaling how-to", "Alternatives", "Use citric acid.")]
 

@@ -79,5 +79,5 @@ def test_retrieval_llm_wraps_any_llm():
 def test_shipped_docs_load_and_empty_folders_are_explained(tmp_path):
     passages = load_passages()
     assert len({p.source for p in passages}) >= 20 and all(p.text for p in passages)
-    with pytest.raises(CourseError, match="No .md or .txt pages"):
+    with pytest.raises(CourseError, match="holds no .md or .txt pages"):
         load_passages(tmp_path)

@@ -137,7 +137,7 @@ def test_length_plot_marks_the_budget():
 
     ds = datasets.Dataset.from_list([{"prompt": "ab", "completion": "x"}, {"prompt": "abcabc", "completion": "xy"}])
     out = tokenize_dataset(ds, CHAR, template="{prompt}:", max_length=6, verbose=False)
-    ax = plot_token_lengths(out)
+    ax = plot_token_lengths(out).axes[0]
     assert ax.get_legend().get_texts()[0].get_text() == "max_length 6: 1 rows over"
     assert ax.get_title() == "2 examples: median 7.5 tokens, max 10"
 
