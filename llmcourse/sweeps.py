@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from transformers import TrainerCallback
 
 from .config import TrainConfig
+from .fastmode import capped
 from .hardware import releases_memory
 from .plotting import Comparison, CourseFigure, LivePlot, figure_png, plot_runs, smooth
 
@@ -120,6 +121,7 @@ def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer
     """
     from .train import train
 
+    steps = capped(steps, 2)  # fast mode (the test suite): 2 steps per rate
     model, tokenizer, data = _prepared(config, model, tokenizer, data, verbose)
     initial = _snapshot(model)
     live = LivePlot(enabled=plot)
@@ -210,6 +212,7 @@ def lr_range_test(config: TrainConfig, min_lr: float = 1e-7, max_lr: float = 1.0
     """
     from .train import train
 
+    steps = capped(steps, 8)  # fast mode (the test suite): 8 steps
     callers = model is not None  # a model loaded here is thrown away afterwards: no copy needed to restore it
     model, tokenizer, data = _prepared(config, model, tokenizer, data, verbose)
     initial = _snapshot(model) if callers else None
