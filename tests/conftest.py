@@ -2,6 +2,12 @@
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def learner_sizes(monkeypatch):
+    """Unit tests see the sizes a learner gets: fast mode (set for the notebooks) would cap steps and limits."""
+    monkeypatch.setenv("LLMCOURSE_FAST", "0")
+
+
 @pytest.fixture(params=["fp32", "bf16"])
 def forced_precision(request, monkeypatch):
     """precision='auto' gives fp32 (as on an AVX2 CPU), then bf16 (as on AVX-512-BF16 and AMX), whatever this CPU is.

@@ -1,5 +1,6 @@
 """check-course: runs notebooks into another folder and reports a table with failures."""
 import json
+import os
 
 import nbformat
 import pytest
@@ -33,15 +34,19 @@ def test_table_lists_status_time_memory_and_error():
 def test_runs_notebooks_into_output_folder_and_fails_on_error(tmp_path, capsys):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    _nb(nbs / "00_good.ipynb", "import os\nprint('fast' if os.environ['LLMCOURSE_FAST'] == '1' else 'full')")
+    _nb(nbs / "00_good.ipynb", "import os\nprint('fast' if os.environ['LLMCOURSE_FAST'] == '1' else 'full')",
+        "print(os.environ['LLMCOURSE_RUNS'])")
     _nb(nbs / "01_bad.ipynb", "1 / 0")
     out = tmp_path / "out"
+    runs_before = os.environ.get("LLMCOURSE_RUNS")
     code = main(["check-course", "--notebooks", str(nbs), "--output-dir", str(out), "--skip-doctor"])
     assert code == 1
     printed = capsys.readouterr().out
     assert "00_good" in printed and "FAILED" in printed and "ZeroDivisionError" in printed
     executed = json.loads((out / "00_good.ipynb").read_text())
     assert "".join(executed["cells"][1]["outputs"][0]["text"]) == "fast\n"
+    assert "".join(executed["cells"][2]["outputs"][0]["text"]) == f"{out / 'runs'}\n"  # fast runs never touch runs/
+    assert os.environ.get("LLMCOURSE_RUNS") == runs_before
     original = json.loads((nbs / "00_good.ipynb").read_text())
     assert original["cells"][1]["outputs"] == []  # the lesson itself is untouched
 

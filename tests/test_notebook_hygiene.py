@@ -52,3 +52,59 @@ def test_prose_first_and_short_code_cells(path):
         if c["cell_type"] == "code":
             lines = "".join(c["source"]).count("\n") + 1
             assert lines <= 20, f"code cell {i} has {lines} lines; split it or move logic into llmcourse"
+
+
+# every notebook under notebooks/: lessons, solutions, and any notebook added later
+ALL_NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def _public_api_problems(code: str) -> list[str]:
+    """What in one code cell reaches past llmcourse's exported names, or runs a shell command."""
+    import ast
+
+    import llmcourse
+
+    public = set(llmcourse.__all__)
+    problems = [f"shell command {line.strip()!r}: use run_cli([...]) (an argument list survives spaces in paths)"
+                for line in code.splitlines() if line.lstrip().startswith("!")]
+    tree = ast.parse("\n".join("pass" if line.lstrip().startswith(("!", "%")) else line for line in code.splitlines()))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            problems += [f"import {a.name}: import names from llmcourse instead"
+                         for a in node.names if a.name.startswith("llmcourse.")]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("llmcourse."):
+            problems.append(f"from {node.module} import ...: use `from llmcourse import X` (add X to _EXPORTS)")
+        elif isinstance(node, ast.ImportFrom) and node.module == "llmcourse":
+            problems += [f"from llmcourse import {a.name}: not in llmcourse.__all__"
+                         for a in node.names if a.name not in public]
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "llmcourse"
+              and not node.attr.startswith("__") and node.attr not in public):
+            problems.append(f"llmcourse.{node.attr}: not in llmcourse.__all__")
+    return problems
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_use_only_exported_names_and_no_fast_switches(path):
+    for i, cell in enumerate(_load(path)["cells"]):
+        text = "".join(cell["source"])
+        switch = re.search(r"FAST|SHORT", text)
+        assert not switch, f"cell {i} mentions {switch.group()}: fast mode is chosen inside llmcourse (fastmode.py)"
+        if cell["cell_type"] == "code":
+            problems = _public_api_problems(text)
+            assert not problems, f"cell {i}: " + "; ".join(problems)
+
+
+def test_the_public_api_check_catches_each_way_around_it():
+    bad = ("from llmcourse.models.backends import LocalLLM\nimport llmcourse.evaluation.metrics\nfrom llmcourse import models, generate\n"
+           "import llmcourse\nllmcourse.hardware.cpu_summary()\nprint(llmcourse.__version__)\n!{sys.executable} -m llmcourse")
+    found = _public_api_problems(bad)
+    assert [p.split(":")[0] for p in found] == [
+        "shell command '!{sys.executable} -m llmcourse'", "from llmcourse.models.backends import ...", "import llmcourse.evaluation.metrics",
+        "from llmcourse import models", "llmcourse.hardware"]
+
+
+def test_every_exported_name_is_documented_once_in_docs_api():
+    import llmcourse
+
+    documented = re.findall(r"^- `([A-Za-z_]+)`", (ROOT / "docs" / "api.md").read_text(encoding="utf-8"), re.M)
+    assert sorted(documented) == sorted(llmcourse.__all__)

@@ -13,3 +13,10 @@ def fast_mode() -> bool:
 def sized(normal, fast):
     """`normal` for a learner; `fast` when the suite runs the notebooks in fast mode."""
     return fast if fast_mode() else normal
+
+
+def capped(limit, cap):
+    """`limit` for a learner; in fast mode at most `cap` (None or <= 0, meaning no limit, becomes `cap`)."""
+    if not fast_mode():
+        return limit
+    return cap if limit is None or limit <= 0 or limit > cap else limit

@@ -71,8 +71,10 @@ def run_notebook(path: Path, out_dir: Path, fast: bool = True, timeout: int = 36
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
-    env_before = os.environ.get(FAST_ENV)
-    os.environ[FAST_ENV] = "1" if fast else "0"
+    # fast runs keep their runs in out_dir, so they never replace a learner's named run (e.g. 03-one-epoch)
+    settings = {FAST_ENV: "1" if fast else "0"} | ({"LLMCOURSE_RUNS": str(out_dir / "runs")} if fast else {})
+    env_before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     start = time.perf_counter()
     error = ""
     try:
@@ -87,10 +89,11 @@ def run_notebook(path: Path, out_dir: Path, fast: bool = True, timeout: int = 36
             except Exception as e:  # kernel died, timeout, missing kernel
                 error = f"{type(e).__name__}: {e}".splitlines()[0]
     finally:
-        if env_before is None:
-            os.environ.pop(FAST_ENV, None)
-        else:
-            os.environ[FAST_ENV] = env_before
+        for name, value in env_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
     return NotebookResult(path.stem, not error, time.perf_counter() - start, mem.peak / 1e6, error)

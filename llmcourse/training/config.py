@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from llmcourse.core.errors import CourseError
+from llmcourse.core.fastmode import capped, fast_mode
 from llmcourse.core.paths import BUNDLED
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "warmup_stable_decay")
@@ -108,11 +109,19 @@ class TrainConfig:
 
     @classmethod
     def laptop(cls, **overrides) -> "TrainConfig":
-        """The notebook default: LoRA on the bundled model, a few minutes on a 2-core CPU, answers visibly change."""
+        """The notebook default: LoRA on the bundled model, a few minutes on a 2-core CPU, answers visibly change.
+
+        In fast mode (LLMCOURSE_FAST=1, how the test suite runs the notebooks) the same settings shrink to a
+        seconds-long run: at most 3 steps, 8 validation rows and an evaluation every 2 steps (eval_steps=0 stays
+        off); overrides can only shrink it further. So a notebook cell reads `TrainConfig.laptop(max_steps=30)`."""
         base = dict(lora=True, lora_r=64, lora_alpha=64, learning_rate=1e-3, num_train_epochs=1.0,
                     per_device_train_batch_size=8, lr_scheduler_type="cosine", warmup_ratio=0.05, eval_steps=25,
                     max_eval_samples=32)
-        return cls(**{**base, **overrides})
+        config = cls(**{**base, **overrides})
+        if not fast_mode():
+            return config
+        return config.replace(max_steps=capped(config.max_steps, 3), max_eval_samples=capped(config.max_eval_samples, 8),
+                              eval_steps=min(config.eval_steps, 2))
 
     # ---- conversions ---------------------------------------------------------------------------------
     def replace(self, **changes) -> "TrainConfig":

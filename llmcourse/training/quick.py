@@ -15,7 +15,7 @@ def quick_finetune(questions: pd.DataFrame, data="kettlebird", *, fast: bool = F
     Only those facts are trained, eight passes over them (about 1.5 minutes for 8 facts on a 2-core CPU): a
     135M model needs that many to recall a fact in new words; one pass teaches the style. `unseen` facts stay unseen.
     The run records max_train_samples, so `latest_run` never mistakes it for a run on all the data.
-    fast=True: 2 steps (the same code path, for tests).
+    fast=True: 2 steps (the same code path, for tests); in fast mode `TrainConfig.laptop` caps it at 3 steps itself.
     """
     dd = load_instruction_data(data, verbose=False)
     facts = set(questions.loc[questions["split"] != "unseen", "fact_id"])

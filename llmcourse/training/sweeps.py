@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from transformers import TrainerCallback
 
 from llmcourse.training.config import TrainConfig
+from llmcourse.core.fastmode import capped
 from llmcourse.core.hardware import releases_memory
 from llmcourse.plots.figures import Comparison, CourseFigure, LiveFigure, figure_png, plot_runs, smooth
 from llmcourse.training.callbacks import history_rows
@@ -117,6 +118,7 @@ def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer
     save_model=True saves each run's model in its folder (to ask it questions later). callbacks go to every run;
     `stop` (a threading.Event) stops the current run and skips the rest; on_run(run) is called as each run ends.
     """
+    steps = capped(steps, 2)  # fast mode (the test suite): 2 steps per rate
     model, tokenizer, data = _prepared(config, model, tokenizer, data, verbose)
     initial = _snapshot(model)
     live = LiveFigure(enabled=plot)
@@ -205,6 +207,7 @@ def lr_range_test(config: TrainConfig, min_lr: float = 1e-7, max_lr: float = 1.0
     issue #16013 declined an LR finder for this reason). Treat its suggestion as an upper bound and
     check a few values below it with lr_sweep.
     """
+    steps = capped(steps, 8)  # fast mode (the test suite): 8 steps
     callers = model is not None  # a model loaded here is thrown away afterwards: no copy needed to restore it
     model, tokenizer, data = _prepared(config, model, tokenizer, data, verbose)
     initial = _snapshot(model) if callers else None
