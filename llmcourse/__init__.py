@@ -24,6 +24,8 @@ _EXPORTS = {
     "sweeps": ["lr_sweep", "lr_range_test"],
     "plotting": ["compare_runs"],
     "widgets": ["training_panel"],
+    "abstention": ["abstains", "abstention_mix", "abstention_run", "abstention_share"],
+    "scaling": ["finetune_cost", "learning_curve", "plot_learning_curve", "tokens_per_row"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
