@@ -73,7 +73,9 @@ def finetune_cost(rows: int = 1000, tokens: float = 60.0, epochs: float = 3.0, g
     (measured on this machine when None) times `utilisation`, the share of the peak training reaches.
     """
     if gflops is None:
-        gflops = measured_gflops()
+        gflops, kind = measured_gflops()
+        print(f"measured on this machine: {gflops:,.0f} GFLOP/s ({kind} matrix products); the hours assume "
+              f"training reaches {utilisation:.0%} of that")
     total_tokens = rows * tokens * epochs
     out = []
     for name, params in models.items():
@@ -86,12 +88,13 @@ def finetune_cost(rows: int = 1000, tokens: float = 60.0, epochs: float = 3.0, g
     return pd.DataFrame(out).set_index("model")
 
 
-def measured_gflops() -> float:
-    """This machine's matrix-multiply speed in GFLOP/s, in the precision training picks here (bf16 or fp32)."""
+def measured_gflops() -> tuple[float, str]:
+    """This machine's matrix-multiply speed in GFLOP/s and its precision: the one training picks here (bf16 or fp32)."""
     import torch
 
     from .hardware import matmul_gflops, prefers_bf16
 
     if torch.cuda.is_available():
-        return matmul_gflops(torch.bfloat16, n=4096, device="cuda")
-    return matmul_gflops(torch.bfloat16 if prefers_bf16() else torch.float32)
+        return matmul_gflops(torch.bfloat16, n=4096, device="cuda"), "bf16, GPU"
+    bf16 = prefers_bf16()
+    return matmul_gflops(torch.bfloat16 if bf16 else torch.float32), "bf16" if bf16 else "fp32"
