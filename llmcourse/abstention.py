@@ -111,14 +111,17 @@ def abstention_run(known: int = 12, out_of_scope: int = 12, *, epochs: float = 8
     """
     from .config import TrainConfig
     from .evaluate import evaluate_model
+    from .models import load_model
     from .train import train
 
     mix = abstention_mix(sized(known, 2), sized(out_of_scope, 2) if out_of_scope else 0, seed=seed,
                          unseen=sized(None, 4))
-    before = evaluate_model(BUNDLED, questions=mix.questions, name="before", loss=False)
+    model, tokenizer = load_model(BUNDLED)  # answers first, then trains (LoRA adapters added in place)
+    before = evaluate_model(model, tokenizer=tokenizer, questions=mix.questions, name="before", loss=False)
     rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in mix.train]
     settings = dict(num_train_epochs=epochs, eval_steps=0, max_train_samples=len(rows), run_name=run_name,
                     seed=seed, **sized({}, {"max_steps": 2}))
-    run = train(TrainConfig.laptop(**{**settings, **overrides}), data={"train": rows}, verbose=verbose, estimate=False)
+    run = train(TrainConfig.laptop(**{**settings, **overrides}), model=model, tokenizer=tokenizer, data={"train": rows},
+                verbose=verbose, estimate=False)
     after = evaluate_model(run, questions=mix.questions, name="after", loss=False)
     return AbstentionResult(before, after, run, mix)
