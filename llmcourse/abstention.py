@@ -107,21 +107,22 @@ def abstention_run(known: int = 12, out_of_scope: int = 12, *, epochs: float = 8
     """Evaluate the bundled model, LoRA-finetune it on `abstention_mix(known, out_of_scope)`, evaluate it again.
 
     Each fact gets `epochs` passes (a 135M model needs several to recall a fact in new words). A few minutes on a
-    2-core CPU at the defaults; in fast mode 2 facts of each kind, 4 unseen questions and 2 steps.
+    2-core CPU at the defaults; in fast mode 1 fact of each kind, 2 unseen questions, 2 steps, short answers.
     """
     from .config import TrainConfig
     from .evaluate import evaluate_model
     from .models import load_model
     from .train import train
 
-    mix = abstention_mix(sized(known, 2), sized(out_of_scope, 2) if out_of_scope else 0, seed=seed,
-                         unseen=sized(None, 4))
+    mix = abstention_mix(sized(known, 1), sized(out_of_scope, 1) if out_of_scope else 0, seed=seed,
+                         unseen=sized(None, 2))
     model, tokenizer = load_model(BUNDLED)  # answers first, then trains (LoRA adapters added in place)
-    before = evaluate_model(model, tokenizer=tokenizer, questions=mix.questions, name="before", loss=False)
+    ask = dict(questions=mix.questions, loss=False, max_new_tokens=sized(48, 16))
+    before = evaluate_model(model, tokenizer=tokenizer, name="before", **ask)
     rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in mix.train]
     settings = dict(num_train_epochs=epochs, eval_steps=0, max_train_samples=len(rows), run_name=run_name,
                     seed=seed, **sized({}, {"max_steps": 2}))
     run = train(TrainConfig.laptop(**{**settings, **overrides}), model=model, tokenizer=tokenizer, data={"train": rows},
                 verbose=verbose, estimate=False)
-    after = evaluate_model(run, questions=mix.questions, name="after", loss=False)
+    after = evaluate_model(run, name="after", **ask)
     return AbstentionResult(before, after, run, mix)

@@ -18,14 +18,14 @@ def learning_curve(sizes=(24, 48, 96, 192), steps: int = 24, *, seed: int = 42, 
 
     Every run takes the same number of optimizer steps (the same compute), so what differs is only how many
     different rows those steps see: few rows are repeated for many epochs, more rows are seen fewer times.
-    Fast mode: the first two sizes, 2 steps each.
+    Fast mode: the first two sizes, 1 step each.
     """
     from .config import TrainConfig
     from .train import train
 
     out = []
     for n in sized(list(sizes), list(sizes)[:2]):
-        config = TrainConfig.laptop(max_train_samples=n, max_steps=sized(steps, 2), eval_steps=0, save_model=False,
+        config = TrainConfig.laptop(max_train_samples=n, max_steps=sized(steps, 1), eval_steps=0, save_model=False,
                                     max_eval_samples=sized(None, 4), seed=seed, run_name=f"05-curve-{n}rows")
         run = train(config, verbose=False, plot=False, estimate=False)
         epochs = config.max_steps * config.per_device_train_batch_size / n
