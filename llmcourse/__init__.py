@@ -17,6 +17,7 @@ _EXPORTS = {
     "llmcourse.data.templates": ["format_example"],
     "llmcourse.data.tokenization": ["Collator", "tokenize_dataset"],
     "llmcourse.plots.lengths": ["plot_token_lengths"],
+    "llmcourse.plots.figures": ["plot_learning_curve"],
     "llmcourse.core.hardware": ["cpu_summary", "matmul_gflops"],
     "llmcourse.models.loading": ["bundled_model_dir", "bundled_model_ready", "find_bundled_gguf", "load_model",
                                  "pick_device", "prepare_bundled_model"],
@@ -39,6 +40,8 @@ _EXPORTS = {
     "llmcourse.notebook.widgets": ["training_panel"],
     "llmcourse.notebook.cli_process": ["run_cli"],
     "llmcourse.course.check": ["check"],
+    "llmcourse.evaluation.abstention": ["abstains", "abstention_mix", "abstention_run", "abstention_share"],
+    "llmcourse.training.scaling": ["finetune_cost", "learning_curve", "tokens_per_row"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

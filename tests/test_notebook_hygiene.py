@@ -8,7 +8,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
-EXPECTED = ["00_setup", "01_prompting_vs_finetuning", "02_instruction_data", "03_training", "04_evaluation"]
+EXPECTED = ["00_setup", "01_prompting_vs_finetuning", "02_instruction_data", "03_training", "04_evaluation",
+            "05_your_own_task"]
 
 
 def _load(path):

@@ -187,3 +187,16 @@ def plot_runs(runs, *, labels=None, colors=None, x: str = "step", smoothing: flo
     if ax.lines:
         ax.legend(fontsize=8, loc="upper right")
     return fig
+
+
+def plot_learning_curve(table, ax=None) -> Figure:
+    """Validation loss against training rows (a table with `rows` and `validation loss`; log scale: each point
+    doubles the data)."""
+    ax = ax or CourseFigure(figsize=(6, 3.5)).subplots()
+    ax.plot(table["rows"], table["validation loss"], marker="o")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(table["rows"]), [str(n) for n in table["rows"]])
+    ax.set_xlabel("training rows (same number of steps each)")
+    ax.set_ylabel("validation loss")
+    ax.set_title("learning curve")
+    return ax.figure

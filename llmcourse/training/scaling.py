@@ -1,0 +1,83 @@
+"""How results and costs scale: a learning curve over the number of training rows, and what finetuning a bigger
+model needs in memory and compute (arithmetic from the parameter count, timed against this machine)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from llmcourse.core.fastmode import sized
+from llmcourse.training.config import TrainConfig
+from llmcourse.training.trainer import train
+from llmcourse.data.loading import load_instruction_data
+from llmcourse.models.loading import prepare_bundled_model
+from llmcourse.data.tokenization import tokenize_example
+from llmcourse.core.hardware import matmul_gflops, prefers_bf16
+
+# Parameter counts from each model's config on the Hugging Face hub.
+MODEL_SIZES = {"SmolLM2-135M (bundled)": 134.5e6, "SmolLM2-360M": 361.8e6, "SmolLM2-1.7B": 1.71e9,
+               "Llama-3.1-8B": 8.03e9, "Llama-3.1-70B": 70.6e9}
+BYTES_FULL = 16  # per parameter, fp32: weights 4 + gradients 4 + AdamW's two moments 8
+BYTES_LORA = 4  # per parameter, fp32 frozen weights; the adapters and their optimizer state add little
+
+
+def learning_curve(sizes=(24, 48, 96, 192), steps: int = 24, *, seed: int = 42, verbose: bool = True) -> pd.DataFrame:
+    """One short LoRA run of the bundled model per training-set size, the same `steps` each; the validation loss of each.
+
+    Every run takes the same number of optimizer steps (the same compute), so what differs is only how many
+    different rows those steps see: few rows are repeated for many epochs, more rows are seen fewer times.
+    Fast mode: the first two sizes, 1 step each.
+    """
+    out = []
+    for n in sized(list(sizes), list(sizes)[:2]):
+        config = TrainConfig.laptop(max_train_samples=n, max_steps=sized(steps, 1), eval_steps=0, save_model=False,
+                                    max_eval_samples=sized(None, 4), seed=seed, run_name=f"05-curve-{n}rows")
+        run = train(config, verbose=False, plot=False, estimate=False)
+        epochs = config.max_steps * config.per_device_train_batch_size / n
+        out.append({"rows": n, "epochs": round(epochs, 2), "validation loss": round(run.final_eval_loss, 4),
+                    "run": run.name})
+        if verbose:
+            print(f"{n:5d} rows, {epochs:4.1f} epochs: validation loss {run.final_eval_loss:.3f}   runs/{run.name}")
+    return pd.DataFrame(out)
+
+
+def tokens_per_row(data="kettlebird", limit: int = 200) -> float:
+    """Mean tokens per training example (chat template, question and answer) of `data`, with the bundled tokenizer."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(prepare_bundled_model(verbose=False))
+    rows = load_instruction_data(data, split="train", verbose=False).select(range(limit))
+    lengths = [len(tokenize_example(r["prompt"], r["completion"], tokenizer)["input_ids"]) for r in rows]
+    return sum(lengths) / len(lengths)
+
+
+def finetune_cost(rows: int = 1000, tokens: float = 60.0, epochs: float = 3.0, gflops: float | None = None,
+                  utilisation: float = 0.5, models: dict = MODEL_SIZES) -> pd.DataFrame:
+    """Memory and compute to finetune each model on `rows` examples of `tokens` tokens for `epochs` passes.
+
+    Memory: 16 bytes per parameter for full finetuning (fp32 weights, gradients, AdamW), 4 for LoRA (frozen fp32
+    weights), before activations. Compute: 6 x parameters x tokens (forward 2, backward 4). Hours: at `gflops`
+    (measured on this machine when None) times `utilisation`, the share of the peak training reaches.
+    """
+    if gflops is None:
+        gflops, kind = measured_gflops()
+        print(f"measured on this machine: {gflops:,.0f} GFLOP/s ({kind} matrix products); the hours assume "
+              f"training reaches {utilisation:.0%} of that")
+    total_tokens = rows * tokens * epochs
+    out = []
+    for name, params in models.items():
+        flop = 6 * params * total_tokens
+        out.append({"model": name, "parameters (B)": round(params / 1e9, 3),
+                    "full finetune memory (GB)": round(params * BYTES_FULL / 1e9, 1),
+                    "LoRA memory (GB)": round(params * BYTES_LORA / 1e9, 1),
+                    "compute (PFLOP)": round(flop / 1e15, 2),
+                    "hours on this machine": round(flop / (gflops * 1e9 * utilisation) / 3600, 1)})
+    return pd.DataFrame(out).set_index("model")
+
+
+def measured_gflops() -> tuple[float, str]:
+    """This machine's matrix-multiply speed in GFLOP/s and its precision: the one training picks here (bf16 or fp32)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return matmul_gflops(torch.bfloat16, n=4096, device="cuda"), "bf16, GPU"
+    bf16 = prefers_bf16()
+    return matmul_gflops(torch.bfloat16 if bf16 else torch.float32), "bf16" if bf16 else "fp32"
