@@ -5,3 +5,4 @@ os.environ.setdefault("LLMCOURSE_FAST", "1")  # notebooks run their real code pa
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the course never needs the hub; a test that tries fails fast
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LLMCOURSE_LOW_MEMORY", "0")  # the same settings on every machine, whatever RAM is free

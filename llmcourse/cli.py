@@ -26,6 +26,7 @@ COMMANDS = {
     "runs": ("llmcourse.cli_runs", "list, show, delete or prune the saved runs"),
     "bench": ("llmcourse.bench", "benchmark training and generation speed against the peers"),
     "check-course": ("llmcourse.course_check", "execute every notebook (instructors, before a workshop)"),
+    "bundle": ("llmcourse.bundle", "download every wheel a room needs to set up offline (instructors)"),
 }
 
 

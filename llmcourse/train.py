@@ -273,6 +273,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
 
     from .callbacks import (DivergenceGuard, HistoryCallback, ProgressBar, SkipEvalBeforeTheLast, StopCallback,
                             stop_on_interrupt)
+    from .lowmem import with_savers
     from .plotting import LivePlot
 
     main = _rank() == 0
@@ -280,7 +281,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     if resume:
         config, path, checkpoint = _resume_target(config, resume)
     else:
-        config = config or TrainConfig()
+        config = with_savers(config or TrainConfig(), verbose=verbose and main)  # LLMCOURSE_LOW_MEMORY, little RAM
         path, replace = plan_run_folder(config, overwrite) if main else (None, False)
         path = _same_folder_on_every_process(path)
     set_seed(config.seed)
