@@ -140,7 +140,7 @@ def check_ram_per_notebook() -> Check:
 
     avail = available_gb()
     ok, detail, fix = ram_per_notebook(avail, low_memory(avail))
-    return Check("RAM per notebook", ok, detail, fix, required=False)
+    return Check("notebook RAM", ok, detail if ok else f"{detail}. {fix}", fix, required=False)  # a warning shows no fix list
 
 
 def check_model() -> Check:
