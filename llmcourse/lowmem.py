@@ -12,6 +12,7 @@ LOW_MEMORY_ENV = "LLMCOURSE_LOW_MEMORY"
 LOW_MEMORY_BELOW_GB = 6.5
 SAVERS = {"activation_checkpointing": True, "divergence_rollback": False}
 # Peak memory of each notebook run by `check-course --full` (docs/instructor.md): normal mode, low-memory mode.
+# The low-memory peaks are not measured yet, so they repeat the normal ones (an upper bound: savers only free memory).
 NOTEBOOK_PEAK_GB = {
     "00_setup": (1.0, 1.0),
     "01_prompting_vs_finetuning": (3.2, 3.2),
