@@ -8,3 +8,4 @@ os.environ.setdefault("LLMCOURSE_RUNS", tempfile.mkdtemp(prefix="llmcourse-test-
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the course never needs the hub; a test that tries fails fast
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LLMCOURSE_LOW_MEMORY", "0")  # the same settings on every machine, whatever RAM is free

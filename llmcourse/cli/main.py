@@ -27,6 +27,7 @@ COMMANDS = {
     "runs": ("runs", "list, show, delete or prune the saved runs"),
     "bench": ("bench", "benchmark training and generation speed against the peers"),
     "check-course": ("check_course", "execute every notebook (instructors, before a workshop)"),
+    "bundle": ("bundle", "download every wheel a room needs to set up offline (instructors)"),
 }
 
 

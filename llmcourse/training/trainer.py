@@ -24,6 +24,7 @@ from llmcourse.core.errors import CourseError
 from llmcourse.core.hardware import releases_memory
 from llmcourse.training.losses import can_skip_unlabelled_logits, labelled_token_loss
 from llmcourse.training.lora import record_adapter_base
+from llmcourse.training.lowmem import with_savers
 from llmcourse.training.placement import fsdp, rank, resolve_precision, same_folder_on_every_process, set_threads_for_this_process
 from llmcourse.training.preparation import prepare_data, prepare_model
 from llmcourse.training.runs import RECORD, Run, find_run, is_run, load_run, plan_run_folder, run_folders, runs_dir, saved_config
@@ -163,7 +164,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     if resume:
         config, path, checkpoint = _resume_target(config, resume)
     else:
-        config = config or TrainConfig()
+        config = with_savers(config or TrainConfig(), verbose=verbose and main)  # LLMCOURSE_LOW_MEMORY, little RAM
         path, replace = plan_run_folder(config, overwrite) if main else (None, False)
         path = same_folder_on_every_process(path)
     set_seed(config.seed)

@@ -1,0 +1,73 @@
+"""Low-memory mode: one setting (LLMCOURSE_LOW_MEMORY, or little free RAM) that turns on the memory savers.
+
+The savers change no numbers a learner compares: activation checkpointing recomputes instead of storing
+(same losses, slower steps), and without the rollback copy a diverged run stops as is instead of being put back.
+"""
+from __future__ import annotations
+
+import os
+
+LOW_MEMORY_ENV = "LLMCOURSE_LOW_MEMORY"
+# Below this much available RAM the notebooks pick the savers by themselves (notebook 03 peaks near 6 GB without).
+LOW_MEMORY_BELOW_GB = 6.5
+SAVERS = {"activation_checkpointing": True, "divergence_rollback": False}
+# Peak memory of each notebook run by `check-course --full` (docs/instructor.md): normal mode, low-memory mode.
+# The low-memory peaks are not measured yet, so they repeat the normal ones (an upper bound: savers only free memory).
+NOTEBOOK_PEAK_GB = {
+    "00_setup": (1.0, 1.0),
+    "01_prompting_vs_finetuning": (3.2, 3.2),
+    "02_instruction_data": (1.7, 1.7),
+    "03_training": (6.1, 6.1),
+    "04_evaluation": (3.6, 3.6),
+}
+_announced = False
+
+
+def available_gb() -> float:
+    """RAM the course can use now (psutil's 'available': free plus what the system can drop), in GB."""
+    import psutil
+
+    return psutil.virtual_memory().available / 1e9
+
+
+def low_memory(available: float | None = None) -> bool:
+    """True when LLMCOURSE_LOW_MEMORY=1, or when it is unset and less than LOW_MEMORY_BELOW_GB is available."""
+    setting = os.environ.get(LOW_MEMORY_ENV, "").strip()
+    if setting in ("0", "1"):
+        return setting == "1"
+    return (available_gb() if available is None else available) < LOW_MEMORY_BELOW_GB
+
+
+def why() -> str:
+    """What turned low-memory mode on, for the one line a notebook prints."""
+    if os.environ.get(LOW_MEMORY_ENV, "").strip() == "1":
+        return f"{LOW_MEMORY_ENV}=1"
+    return f"{available_gb():.1f} GB of RAM available, under {LOW_MEMORY_BELOW_GB} GB; {LOW_MEMORY_ENV}=0 turns it off"
+
+
+def with_savers(config, verbose: bool = True):
+    """`config` with the memory savers on when low-memory mode applies (said once per process), else unchanged."""
+    global _announced
+    if not low_memory() or all(getattr(config, k) == v for k, v in SAVERS.items()):
+        return config
+    if verbose and not _announced:
+        _announced = True
+        print(f"Low-memory mode ({why()}): activation checkpointing on, no rollback copy of the weights; "
+              "same losses, slower steps.")
+    return config.replace(**SAVERS)
+
+
+def ram_per_notebook(available: float, low: bool) -> tuple[bool, str, str]:
+    """(every notebook fits, one line of each notebook's need against `available` GB, what to do if not)."""
+    col = 1 if low else 0
+    need = {name: peaks[col] for name, peaks in NOTEBOOK_PEAK_GB.items()}
+    short = [name for name, gb in need.items() if gb > available]
+    mode = "low-memory mode" if low else "normal mode"
+    detail = f"{mode}, {available:.1f} GB available; needs: " + ", ".join(
+        f"{name[:2]} {gb:.1f}" + (" (short)" if name in short else "") for name, gb in need.items())
+    if not short:
+        return True, detail, ""
+    fix = (f"Close other programs until {max(need.values()):.1f} GB are available"
+           + ("" if low else f", or set {LOW_MEMORY_ENV}=1 (activation checkpointing, no rollback copy)")
+           + "; or pair with a neighbour for " + ", ".join(short) + ".")
+    return False, detail, fix
