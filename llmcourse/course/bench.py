@@ -30,22 +30,6 @@ DEFAULT_RUNS = (*TRAIN_RUNS, "G")
 GB = 1e9
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--model", default=BUNDLED, help="model for every run (default: the bundled one)")
-    parser.add_argument("--steps", type=int, default=8, help="optimizer steps per training run (default: 8)")
-    parser.add_argument("--only", nargs="+", choices=[*DEFAULT_RUNS, *EXTRA_RUNS], metavar="RUN",
-                        help="runs to do: A (original course), B (TRL defaults), C (llmcourse full), D (llmcourse LoRA), "
-                             "G (generation); extra: B32 (TRL in fp32), P (plain PyTorch loop), CM and DM (C and D "
-                             "with activation checkpointing, CM also without the rollback copy). Default: A B C D G")
-    parser.add_argument("--questions", type=int, default=100, help="held-out questions to answer in G (default: 100)")
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit in G (default: 64)")
-    parser.add_argument("--json", type=Path, default=None, help="where to write the JSON report "
-                        "(default: runs/bench-<date>.json)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds after which one run is stopped")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: PyTorch's choice, "
-                        "one per physical core); 1 keeps a shared, busy machine from stalling the runs' thread teams")
-
-
 def benchmarks_dir() -> Path:
     """The repository's benchmarks/ folder, which holds the per-run scripts."""
     folder = repo_file("benchmarks")
@@ -229,17 +213,19 @@ def _default_json_path() -> Path:
     return runs_dir() / f"bench-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
 
 
-def run(args) -> int:
-    """Run the benchmark: each requested run in its own process, then print the table and write the JSON."""
+def benchmark(only=None, *, model: str = BUNDLED, steps: int = 8, questions: int = 100, max_new_tokens: int = 64,
+              json_path: Path | None = None, timeout: float | None = None, threads: int | None = None) -> int:
+    """Run the benchmark: each requested run in its own process, then print the table and write the JSON.
+    Returns 0, or 1 when a run failed."""
     folder = benchmarks_dir()
-    wanted = list(dict.fromkeys(args.only or DEFAULT_RUNS))
-    if args.steps < 1:
-        raise CourseError(f"--steps {args.steps}: give at least 1 optimizer step.")
-    if args.threads:
+    wanted = list(dict.fromkeys(only or DEFAULT_RUNS))
+    if steps < 1:
+        raise CourseError(f"--steps {steps}: give at least 1 optimizer step.")
+    if threads:
         import torch
 
-        torch.set_num_threads(args.threads)  # the peak is measured with the runs' thread count
-    report = {"date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}", "model": args.model, "steps": args.steps,
+        torch.set_num_threads(threads)  # the peak is measured with the runs' thread count
+    report = {"date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}", "model": model, "steps": steps,
               "machine": machine(), "load": {"before": load()}}
     print(f"measuring the matmul peak ({report['machine']['isa_threads']}) ...", file=sys.stderr, flush=True)
     report["peaks"] = measure_peaks()
@@ -254,20 +240,20 @@ def run(args) -> int:
             print(f"[{key}] running ...", file=sys.stderr, flush=True)
             start = time.perf_counter()
             if key == "G":
-                argv = ["--model", args.model, "--questions", str(args.questions),
-                        "--max-new-tokens", str(args.max_new_tokens)]
-                report["generation"] = result = run_child(folder / "generation_speed.py", argv, args.timeout, Path(tmp),
-                                                                 args.threads)
+                argv = ["--model", model, "--questions", str(questions),
+                        "--max-new-tokens", str(max_new_tokens)]
+                report["generation"] = result = run_child(folder / "generation_speed.py", argv, timeout, Path(tmp),
+                                                                 threads)
             else:
-                argv = [key, "--model", args.model, "--steps", str(args.steps)]
-                report["runs"][key] = result = run_child(folder / "train_speed.py", argv, args.timeout, Path(tmp), args.threads)
+                argv = [key, "--model", model, "--steps", str(steps)]
+                report["runs"][key] = result = run_child(folder / "train_speed.py", argv, timeout, Path(tmp), threads)
                 add_mfu(result, report["peaks"])
             status = result.get("error") or f"{time.perf_counter() - start:.0f} s"
             print(f"[{key}] {status}", *result.get("log_tail", []), sep="\n    ", file=sys.stderr, flush=True)
     report["load"]["after"] = load()
     report["ratios"], report["targets"] = compare(report["runs"], report["generation"], report["peaks"])
     print(format_report(report))
-    path = args.json or _default_json_path()
+    path = json_path or _default_json_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1))
     print(f"\nJSON report: {path}")
