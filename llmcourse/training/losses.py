@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from llmcourse.data.packing import IGNORE
 from llmcourse.models.loading import base_model
 
 CHUNK_ROWS = 128  # positions per chunk: 128 x 49k vocabulary x 4 bytes = 25 MB of logits at a time
@@ -38,7 +39,7 @@ def labelled_token_loss(model, inputs: dict, num_items_in_batch=None) -> torch.T
     hidden = base.get_decoder()(**{k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids")
                                    if k in inputs}, use_cache=False).last_hidden_state
     targets = inputs["labels"][:, 1:]  # position i predicts token i + 1
-    keep = targets != -100
+    keep = targets != IGNORE
     head = base.get_output_embeddings()
     if type(head) is torch.nn.Linear and head.bias is None:  # a LoRA-wrapped or biased head takes the plain way
         loss = linear_cross_entropy(hidden[:, :-1][keep], head.weight, targets[keep])
