@@ -15,8 +15,7 @@ import traceback
 from llmcourse.core.errors import CourseError
 from llmcourse.core.malloc import restart_tuned
 
-# command -> (module, one-line help). Modules are imported only when their command runs,
-# so `python -m llmcourse doctor` stays fast and works even if a heavy package is broken.
+# command -> (module under llmcourse/cli/, one-line help)
 COMMANDS = {
     "doctor": ("doctor", "check the environment: Python, packages, kernel, device, disk, RAM, model"),
     "prepare": ("prepare", "prepare the bundled model once (GGUF -> safetensors cache)"),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import typing
 
 from llmcourse.training.config import TrainConfig, config_from_args, optional_parser
+
+OPTIONAL_FIELDS = {name for name, hint in typing.get_type_hints(TrainConfig).items() if type(None) in typing.get_args(hint)}
 
 
 def add_arguments(parser) -> None:
@@ -37,16 +38,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no cost estimate, tokenization report or progress bar")
 
 
-OPTIONAL_FIELDS = {name for name, hint in typing.get_type_hints(TrainConfig).items() if type(None) in typing.get_args(hint)}
-
-
 def run(args) -> int:
+    from llmcourse.training.placement import rank
     from llmcourse.training.trainer import train
 
     named = isinstance(args.resume, str)  # --resume RUN: that run's own settings
     config = None if named else config_from_args(args)
     result = train(config, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank() == 0:
         s = result.summary()
         print(f"{s['run']}: {s['status']} after {s['steps']} steps in {s['minutes']} min "
               f"({s['tokens/s']} tokens/s, {s['precision']}); train loss {s['train loss']}, eval loss {s['eval loss']}")
