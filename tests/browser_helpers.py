@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -120,13 +121,23 @@ class JupyterServer:
             time.sleep(0.5)
         raise RuntimeError(f"jupyter {self.app} did not answer in {self.startup_timeout} s:\n{self.log_tail()}")
 
-    def api(self, method, path, timeout=10):
-        """Calls the server's REST API with the token; returns the decoded JSON (or None)."""
+    def api(self, method, path, timeout=10, tries=5):
+        """Calls the server's REST API with the token; returns the decoded JSON (or None).
+
+        A GET that answers 500 is asked again a few times: while a kernel is starting, jupyter_server's
+        GET /api/kernels can fail with "'last_activity' ... expected a datetime, not the NoneType None".
+        """
         req = urllib.request.Request(self.base + path, method=method,
                                      headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            body = resp.read()
-        return json.loads(body) if body else None
+        for attempt in range(tries if method == "GET" else 1):
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                    body = resp.read()
+                return json.loads(body) if body else None
+            except urllib.error.HTTPError as error:
+                if error.code < 500 or attempt == tries - 1 or method != "GET":
+                    raise
+                time.sleep(0.5)
 
     def url(self, path, **query):
         """The address of path with the token (and query parameters) for a first visit."""
