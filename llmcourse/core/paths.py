@@ -27,3 +27,11 @@ def cache_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "llmcourse"
+
+
+def inductor_cache() -> Path:
+    """Where torch.compile keeps its compiled kernels: <course cache>/inductor, unless TORCHINDUCTOR_CACHE_DIR is set.
+
+    Set once, early: torch fixes its own choice (a folder in /tmp, lost at reboot) the first time anything asks,
+    and importing transformers' Trainer already does."""
+    return Path(os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor")))

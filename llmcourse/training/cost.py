@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from llmcourse.training.callbacks import keeps_weight_copy
+from llmcourse.training.compiling import decide
 from llmcourse.training.schedules import count_steps
 
 WARN_MINUTES = 10
@@ -26,6 +27,9 @@ class CostEstimate:
     precision: str
     device: str
     lora: bool
+    tokens_per_second: float = 0.0  # eager, real tokens, from the measured step
+    compile: bool = False
+    compile_reason: str = ""
 
     @property
     def minutes(self) -> float:
@@ -59,7 +63,7 @@ class CostEstimate:
             f"  memory: about {m['total']:.1f} GB (weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, "
             f"optimizer {m['optimizer']:.2f}, rollback copy {m['rollback_copy']:.2f}, activations "
             f"{m['activations']:.2f}); {self.free_memory_gb:.0f} GB free",
-        ]
+        ] + ([f"  compile: {self.compile_reason}"] if self.compile_reason else [])
         return "\n".join(lines + [f"  ! {w}" for w in self.warnings()])
 
 
@@ -137,7 +141,11 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
         eval_minutes=eval_tokens / max(batch_tokens, 1) * seconds / 3 / 60,  # a forward pass is ~1/3 of fwd+bwd
         tflop=flop_per_token * tokens / 1e12, gflop_per_second=flop_per_token * batch_tokens / seconds / 1e9,
         memory_gb={k: round(v, 3) for k, v in memory.items()}, free_memory_gb=round(_free_memory_gb(device), 1),
-        precision=precision, device=device.type, lora=config.lora)
+        precision=precision, device=device.type, lora=config.lora,
+        tokens_per_second=round(batch_tokens * config.gradient_accumulation_steps / step_seconds, 2))
+    chosen = decide(config.compile, device, steps=steps, seconds_per_step=step_seconds, model=model, lora=config.lora,
+                    precision=precision, distributed=args.world_size > 1)
+    est.compile, est.compile_reason = chosen.compile, chosen.reason
     if verbose:
         print(est, flush=True)
     return est

@@ -47,6 +47,8 @@ class Run:
     total_params: int = 0
     peak_memory_mb: float | None = None
     estimate: dict | None = None
+    compiled: bool = False  # layers ran through torch.compile (TrainConfig.compile)
+    compile_seconds: float | None = None  # time torch spent compiling during the run
     best_checkpoint: str | None = None
     started: str | None = None  # local time the run started, ISO format: orders runs, "latest" means newest
     model: object = field(default=None, repr=False, compare=False)  # the trained model (in memory only)
@@ -100,7 +102,7 @@ class Run:
         (self.path / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
         record = {k: getattr(self, k) for k in ("status", "message", "precision", "device", "seconds", "tokens",
                                                  "trainable_params", "total_params", "peak_memory_mb", "estimate",
-                                                 "best_checkpoint", "started")}
+                                                 "compiled", "compile_seconds", "best_checkpoint", "started")}
         (self.path / "run.json").write_text(json.dumps(record, indent=2))
         (self.path / "history.json").write_text(json.dumps(self.history))
         self.frame().to_csv(self.path / "history.csv", index=False)

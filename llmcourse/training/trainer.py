@@ -29,6 +29,9 @@ from llmcourse.training.placement import fsdp, rank, resolve_precision, same_fol
 from llmcourse.training.preparation import prepare_data, prepare_model
 from llmcourse.training.runs import RECORD, Run, find_run, is_run, load_run, plan_run_folder, run_folders, runs_dir, saved_config
 from llmcourse.training.schedules import make_scheduler
+from llmcourse.training.compiling import (BUCKET, compile_layers, decide, remember,
+                                          steady_tokens_per_second, uncompile_layers,
+                                          watch_compiling)
 from llmcourse.training.cost import estimate_cost
 from llmcourse.data.tokenization import Collator
 from llmcourse.training.callbacks import history_rows
@@ -198,10 +201,15 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
         run.estimate, run.started = before.get("estimate"), before.get("started") or run.started
     elif main and estimate and not fsdp():  # under FSDP the whole model is still on the CPU
         run.estimate = estimate_cost(trainer, config, precision, verbose=verbose).to_dict()
+    run.compiled = _compiles(run, trainer, device, verbose=verbose and main)
+    if run.compiled:
+        trainer.data_collator.pad_to_multiple_of = BUCKET  # a few padded lengths: a few compiled graphs
+        compile_layers(model)
     if main:
         run.save()
+    timing = {}
     try:
-        with stop_on_interrupt(flag), _quiet_transformers():
+        with watch_compiling() as timing, stop_on_interrupt(flag), _quiet_transformers():
             trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
         run.status = "interrupted"
@@ -209,10 +217,14 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
                        f"saved. Continue from the last checkpoint (if any) with train(resume={_resume_name(run)!r}).")
     except BaseException as e:
         run.status, run.message = "crashed", f"{type(e).__name__}: {e}"
+        if run.compiled:
+            _uncompile(run, timing)
         _finish(run, trainer, live, main, verbose)
         raise
     else:
         _set_outcome(run, trainer, stopper, guard)
+    if run.compiled:
+        _uncompile(run, timing)
     _finish(run, trainer, live, main, verbose)
     return run
 
@@ -231,6 +243,37 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def _compiles(run: Run, trainer, device: torch.device, verbose: bool) -> bool:
+    """Whether this run compiles its layers: what the cost estimate chose (and printed), else TrainConfig.compile
+    without a timed step (auto then stays eager)."""
+    if run.estimate and "compile" in run.estimate:
+        return run.estimate["compile"]
+    config = run.config
+    chosen = decide(config.compile, device, steps=0, seconds_per_step=None, model=run.model, lora=config.lora,
+                    precision=run.precision, distributed=trainer.args.world_size > 1)
+    if verbose and config.compile == "true" and not chosen.compile:
+        print(f"compile: {chosen.reason}")
+    return chosen.compile
+
+
+def _uncompile(run: Run, timing: dict) -> None:
+    """After a compiled run: record the compile time (for the next auto decision too); back to eager layers."""
+    run.compile_seconds = round(timing.get("compile_seconds", 0.0), 1)
+    uncompile_layers(run.model)
+    if timing.get("problems"):
+        run.compiled = False
+        print(f"compile: {timing['problems'][0]} -- those layers ran eagerly (same results, no speed-up); "
+              "compile=false skips compiling")
+    if run.status != "finished" or timing.get("problems"):
+        return
+    measured = {"seconds": run.compile_seconds} if run.compile_seconds else {}
+    compiled, eager = steady_tokens_per_second(run.history), (run.estimate or {}).get("tokens_per_second")
+    if compiled and eager:
+        measured["speedup"] = compiled / eager
+    if measured:
+        remember(run.model, run.config.lora, run.precision, **measured)
 
 
 def _collator(tokenizer):
