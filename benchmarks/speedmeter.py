@@ -77,13 +77,20 @@ class SpeedMeter(TrainerCallback):
                          save_seconds=self.save_seconds)
 
 
+WARMUP_STEPS = 2  # left out of the steady speed: the first steps warm up caches, allocate, and compile
+
+
 def summarize(step_seconds: list[float], step_tokens: list[int], losses: list[float], **extra) -> dict:
-    """Per-step times, tokens and losses -> tokens/s, s/step, final loss (mean of the last quarter of the steps)."""
-    seconds, tokens = sum(step_seconds), sum(step_tokens)
+    """Per-step times, tokens and losses -> steady tokens/s and s/step (after the first WARMUP_STEPS steps, when at
+    least 2 steps remain; those first steps' seconds are reported on their own), final loss (mean of the last
+    quarter of the steps)."""
+    skip = WARMUP_STEPS if len(step_seconds) >= WARMUP_STEPS + 2 else 0
+    seconds, tokens = sum(step_seconds[skip:]), sum(step_tokens[skip:])
     tail = losses[-max(1, math.ceil(len(losses) / 4)):] if losses else []
-    return {"steps": len(step_seconds), "tokens": int(tokens), "train_seconds": round(seconds, 3),
+    return {"steps": len(step_seconds), "tokens": int(sum(step_tokens)), "train_seconds": round(sum(step_seconds), 3),
+            "warmup_steps": skip, "warmup_seconds": round(sum(step_seconds[:skip]), 3),
             "tokens_per_s": round(tokens / seconds, 2) if seconds else None,
-            "s_per_step": round(seconds / len(step_seconds), 3) if step_seconds else None,
+            "s_per_step": round(seconds / len(step_seconds[skip:]), 3) if step_seconds else None,
             "median_step_s": round(statistics.median(step_seconds), 3) if step_seconds else None,
             "final_loss": round(sum(tail) / len(tail), 4) if tail else None, "final_loss_steps": len(tail),
             "losses": [round(x, 4) for x in losses], "step_seconds": [round(s, 3) for s in step_seconds],

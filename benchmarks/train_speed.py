@@ -16,7 +16,13 @@ C   llmcourse.training.trainer with TrainConfig's defaults (full finetuning).
 D   llmcourse.training.trainer with TrainConfig(lora=True) (LoRA on all linear layers).
 CM  C saving memory: activation_checkpointing=True, divergence_rollback=False (the guard keeps no weight copy).
 DM  D saving memory: activation_checkpointing=True (the adapters' rollback copy is a few MB, so it stays).
-P   a plain PyTorch loop with C's data and batch (no Trainer): the floor that C's overhead is measured against.
+P   a plain PyTorch loop with C's data and batch (no Trainer), eager.
+R   P compiled: torch.compile of the whole model (dynamic shapes), bf16 autocast where bf16 is native: the fastest
+    plain loop, the ceiling this machine sets for C in the same run.
+
+C, D, CM and DM take --compile (auto, true, false; `bench` passes true), and every run reports its tokens/s after the
+first two steps (warm-up and compiling) and those steps' seconds apart; compiled runs also report torch's own count
+of the seconds spent compiling.
 
 B runs with use_cpu=True on a machine without a GPU (SFTConfig's bf16 default refuses to start otherwise).
 Apart from that, only instrumentation is added to the recipes' own settings: Trainer counts non-padding tokens
@@ -33,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from llmcourse.training.compiling import compile_seconds
 from speedmeter import SpeedMeter, summarize, write_result
 
 RECIPES = {
@@ -44,6 +51,7 @@ RECIPES = {
     "CM": "llmcourse.training.trainer, full, checkpointing, no rollback copy",
     "DM": "llmcourse.training.trainer, LoRA, activation checkpointing",
     "P": "plain PyTorch loop, C's data and batch",
+    "R": "plain PyTorch loop compiled (whole model), C's data and batch",
 }
 COURSE_TEMPLATE = "### Question:\n{question}\n\n### Answer:\n{answer}"
 
@@ -124,14 +132,14 @@ def trl_recipe(model_name: str, steps: int, workdir: Path, bf16: bool | None = N
             "notes": f"trl {__import__('trl').__version__}, gradient_checkpointing={args.gradient_checkpointing}"}
 
 
-def llmcourse_recipe(model_name: str, steps: int, workdir: Path, lora: bool, **memory_savers) -> dict:
-    """C/D (CM/DM): llmcourse.training.trainer with TrainConfig's defaults; only the model, step count, run folder and the
-    memory savers asked for are set."""
+def llmcourse_recipe(model_name: str, steps: int, workdir: Path, lora: bool, compile: str, **memory_savers) -> dict:
+    """C/D (CM/DM): llmcourse.training.trainer with TrainConfig's defaults; only the model, step count, run folder,
+    compile setting and the memory savers asked for are set."""
     from llmcourse.training.config import TrainConfig
     from llmcourse.training.trainer import train
 
     config = TrainConfig(model=model_name, max_steps=steps, lora=lora, save_model=False, output_dir=str(workdir),
-                         run_name="bench-lora" if lora else "bench-full", **memory_savers)
+                         run_name="bench-lora" if lora else "bench-full", compile=compile, **memory_savers)
     meter = SpeedMeter()
     run = train(config, callbacks=[meter], plot=False, verbose=False)
     total, trainable = _n_params(run.model)
@@ -139,11 +147,13 @@ def llmcourse_recipe(model_name: str, steps: int, workdir: Path, lora: bool, **m
         total -= trainable  # the base model's parameters: the FLOPs formula counts the model, not the adapters
     return {**meter.result(), "precision": run.precision, "batch_size": config.per_device_train_batch_size,
             "grad_accum": config.gradient_accumulation_steps, "params": total, "trainable_params": trainable,
-            "status": run.status, "notes": f"r={config.lora_r}, {config.lora_target_modules}" if lora else ""}
+            "status": run.status, "compiled": run.compiled, "compile_seconds": run.compile_seconds,
+            "notes": f"r={config.lora_r}, {config.lora_target_modules}" if lora else ""}
 
 
-def plain_loop(model_name: str, steps: int, workdir: Path) -> dict:
-    """P: C's tokenized data, batch and optimizer in a bare loop; bf16 autocast only where bf16 matmuls are faster."""
+def plain_loop(model_name: str, steps: int, workdir: Path, compiled: bool = False) -> dict:
+    """P: C's tokenized data, batch and optimizer in a bare loop; bf16 autocast only where bf16 matmuls are faster.
+    R (compiled=True): the same loop with torch.compile(model, dynamic=True)."""
     from llmcourse.training.config import TrainConfig
     from llmcourse.core.hardware import bf16_speedup
     from llmcourse.models.loading import load_model
@@ -159,6 +169,8 @@ def plain_loop(model_name: str, steps: int, workdir: Path) -> dict:
                                          collate_fn=Collator(tokenizer.pad_token_id))
     bf16 = bf16_speedup() > 1.1
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, fused=True)  # as Trainer's default
+    forward = torch.compile(model, dynamic=True) if compiled else model
+    compiling_before = compile_seconds()
     model.train()
     seconds, tokens, losses = [], [], []
     batches = iter(loader)
@@ -166,7 +178,7 @@ def plain_loop(model_name: str, steps: int, workdir: Path) -> dict:
         start = time.perf_counter()
         batch = next(batches)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(**batch).loss
+            loss = forward(**batch, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
@@ -177,22 +189,23 @@ def plain_loop(model_name: str, steps: int, workdir: Path) -> dict:
     total, trainable = _n_params(model)
     return {**summarize(seconds, tokens, losses), "precision": "bf16" if bf16 else "fp32",
             "batch_size": config.per_device_train_batch_size, "grad_accum": 1, "params": total,
-            "trainable_params": trainable}
+            "trainable_params": trainable, "compiled": compiled,
+            "compile_seconds": round(compile_seconds() - compiling_before, 1) if compiled else None}
 
 
-def run_recipe(recipe: str, model_name: str, steps: int, workdir: Path) -> dict:
+def run_recipe(recipe: str, model_name: str, steps: int, workdir: Path, compile: str = "true") -> dict:
     """Run one recipe and return its measurements (without peak memory, which write_result adds)."""
     if recipe == "A":
         return course_recipe(model_name, steps, workdir)
     if recipe in ("B", "B32"):
         return trl_recipe(model_name, steps, workdir, bf16=False if recipe == "B32" else None)
     if recipe in ("C", "D"):
-        return llmcourse_recipe(model_name, steps, workdir, lora=recipe == "D")
+        return llmcourse_recipe(model_name, steps, workdir, lora=recipe == "D", compile=compile)
     if recipe in ("CM", "DM"):
-        return llmcourse_recipe(model_name, steps, workdir, lora=recipe == "DM", activation_checkpointing=True,
-                                divergence_rollback=False)
-    if recipe == "P":
-        return plain_loop(model_name, steps, workdir)
+        return llmcourse_recipe(model_name, steps, workdir, lora=recipe == "DM", compile=compile,
+                                activation_checkpointing=True, divergence_rollback=False)
+    if recipe in ("P", "R"):
+        return plain_loop(model_name, steps, workdir, compiled=recipe == "R")
     raise SystemExit(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
 
 
@@ -201,12 +214,14 @@ def main(argv=None) -> int:
     parser.add_argument("recipe", choices=list(RECIPES))
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--compile", choices=["auto", "true", "false"], default="true",
+                        help="TrainConfig.compile for C, D, CM and DM (default: true)")
     parser.add_argument("--out", required=True, help="JSON file for the result")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix=f"llmcourse-bench-{args.recipe}-"))
     start = time.perf_counter()
     try:
-        result = run_recipe(args.recipe, args.model, args.steps, workdir)
+        result = run_recipe(args.recipe, args.model, args.steps, workdir, compile=args.compile)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result.update(recipe=args.recipe, label=RECIPES[args.recipe], model=args.model, threads=torch.get_num_threads(),

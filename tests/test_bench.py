@@ -23,13 +23,16 @@ def scripts(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
 
 
-def test_summarize_gives_tokens_per_second_and_the_mean_loss_of_the_last_quarter(scripts):
+def test_summarize_gives_steady_tokens_per_second_and_the_mean_loss_of_the_last_quarter(scripts):
     from speedmeter import summarize
 
-    s = summarize([2.0, 1.0, 1.0, 1.0, 1.0], [100, 100, 100, 100, 100], [4.0, 3.0, 2.5, 2.0, 1.0])
-    assert (s["steps"], s["tokens"], s["train_seconds"], s["tokens_per_s"]) == (5, 500, 6.0, 83.33)
-    assert (s["s_per_step"], s["median_step_s"]) == (1.2, 1.0)
+    s = summarize([9.0, 2.0, 1.0, 1.0, 2.0], [100, 100, 100, 100, 100], [4.0, 3.0, 2.5, 2.0, 1.0])
+    assert (s["steps"], s["tokens"], s["train_seconds"]) == (5, 500, 15.0)
+    assert (s["warmup_steps"], s["warmup_seconds"]) == (2, 11.0)  # the first two steps, apart
+    assert (s["tokens_per_s"], s["s_per_step"], s["median_step_s"]) == (75.0, 1.333, 2.0)  # 300 tokens in 4 s
     assert (s["final_loss"], s["final_loss_steps"]) == (1.5, 2)  # ceil(5 / 4) = 2 last steps
+    short = summarize([3.0, 1.0, 1.0], [50, 50, 50], [2.0, 1.0, 1.0])  # too few steps to leave any out
+    assert (short["warmup_steps"], short["tokens_per_s"], short["s_per_step"]) == (0, 30.0, 1.667)
 
 
 def test_answer_tokens_count_up_to_and_including_the_first_stop_token(scripts):
@@ -56,18 +59,21 @@ def test_mfu_is_six_params_tokens_over_the_peak_of_the_runs_precision():
 
 def test_compare_gives_ratios_and_says_which_targets_hold():
     runs = {"A": _run(tps=10.0, loss=3.0), "B": _run("bf16", tps=40.0, loss=2.5), "C": _run(tps=130.0, loss=2.4),
-            "D": _run(tps=150.0, loss=2.6, rss=1600.0), "CM": _run(tps=100.0, rss=2900.0), "DM": _run(rss=1400.0)}
+            "D": _run(tps=150.0, loss=2.6, rss=1600.0), "CM": _run(tps=100.0, rss=2900.0), "DM": _run(rss=1400.0),
+            "R": _run(tps=160.0)}
     bench.add_mfu(runs["C"], PEAKS)
     gen = {"speedup": 6.0, "questions": 100, "answer_seconds": 75.0}
     ratios, targets = bench.compare(runs, gen, PEAKS)
-    assert ratios == {"C/B": 3.25, "C/A": 13.0, "D/C": 1.15}
+    assert ratios == {"C/R": 0.81, "D/R": 0.94, "C/B": 3.25, "C/A": 13.0, "D/C": 1.15}
     holds = {t["target"]: t["holds"] for t in targets}
-    assert holds == {"tokens/s C/B >= 3x": True, "tokens/s C/A >= 6x": True, "tokens/s D/C >= 1.5x": False,
+    assert holds == {"tokens/s C/R >= 0.85x": False, "tokens/s C/B >= 3x": True, "tokens/s C/A >= 6x": True,
+                     "tokens/s D/C >= 1.5x": False,
                      "C final loss <= B final loss": True, "C MFU >= 45% of the bf16 peak": None,
                      "C peak RSS <= 3 GB": True, "D peak RSS <= 1.5 GB": False,
                      "CM peak RSS <= 3 GB": False, "DM peak RSS <= 1.5 GB": True,  # 2900 MiB = 3.04 GB
                      "generation batch 16 >= 5x batch 1 tokens/s": True,
                      "100 held-out questions answered in <= 60 s": False}
+    assert next(t["note"] for t in targets if "C/B" in t["target"]) == "emulated bf16"
     mfu_note = next(t["note"] for t in targets if "MFU" in t["target"])
     assert "no fast bf16 here" in mfu_note and "the fp32 peak is 1%" in mfu_note
 
@@ -76,8 +82,11 @@ def test_the_mfu_target_is_judged_against_the_bf16_peak_where_bf16_is_fast():
     peaks = {**PEAKS, "bf16": 400.0, "bf16_vs_fp32": 4.0}
     c = _run("bf16", tps=40_000.0, params=1_000_000)  # 240 GFLOP/s of 400
     bench.add_mfu(c, peaks)
-    _, targets = bench.compare({"C": c}, None, peaks)
+    _, targets = bench.compare({"C": c, "B": _run("bf16", tps=15_000.0)}, None, peaks)
     assert [(t["value"], t["holds"]) for t in targets if "MFU" in t["target"]] == [(0.6, True)]
+    # with native bf16 TRL's bf16 default is fast too, so C/B aims at 2.5x: 40000 / 15000 = 2.67
+    assert [(t["target"], t["holds"], t["note"]) for t in targets if "C/B" in t["target"]] == [
+        ("tokens/s C/B >= 2.5x", True, "native bf16")]
 
 
 def test_without_trl_run_b_is_skipped_with_the_pip_command(monkeypatch, tmp_path, capsys):
@@ -108,12 +117,12 @@ def test_every_run_on_tiny_random_fills_the_table_and_the_json(tmp_path, monkeyp
     monkeypatch.setenv("LLMCOURSE_RUNS", str(tmp_path / "runs"))
     out = tmp_path / "bench.json"
     args = ["bench", "--model", "tiny-random", "--steps", "2", "--questions", "4", "--max-new-tokens", "8",
-            "--json", str(out), "--only", "A", "B", "C", "D", "CM", "DM", "G"]
+            "--json", str(out), "--only", "A", "B", "C", "D", "CM", "DM", "R", "G", "--compile", "false"]
     assert main(args) == 0
     report = json.loads(out.read_text())
     table = capsys.readouterr().out
     assert report["steps"] == 2 and report["peaks"]["fp32"] > 0 and len(report["load"]["after"]) == 3
-    trained = ["A", "B", "C", "D", "CM", "DM"] if HAS_TRL else ["A", "C", "D", "CM", "DM"]
+    trained = ["A", "B", "C", "D", "CM", "DM", "R"] if HAS_TRL else ["A", "C", "D", "CM", "DM", "R"]
     for key in trained:
         r = report["runs"][key]
         assert r["steps"] == 2 and len(r["step_seconds"]) == 2 and r["tokens"] == sum(r["step_tokens"]) > 0
@@ -131,4 +140,6 @@ def test_every_run_on_tiny_random_fills_the_table_and_the_json(tmp_path, monkeyp
         assert "pip install trl==" in report["runs"]["B"]["skipped"]
     g = report["generation"]
     assert g["questions"] == 4 and g["batch1_tokens"] > 0 and g["batch16_tokens"] > 0 and g["speedup"] > 0
-    assert "targets (issue 7):" in table and "generation (greedy" in table
+    assert report["compile"] == "false" and not report["runs"]["C"]["compiled"]
+    assert report["runs"]["R"]["compiled"] and report["runs"]["R"]["compile_seconds"] > 0  # R always compiles
+    assert "C/R" in report["ratios"] and "targets:" in table and "generation (greedy" in table

@@ -12,8 +12,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per training run (default: 8)")
     parser.add_argument("--only", nargs="+", choices=[*DEFAULT_RUNS, *EXTRA_RUNS], metavar="RUN",
                         help="runs to do: A (original course), B (TRL defaults), C (llmcourse full), D (llmcourse LoRA), "
-                             "G (generation); extra: B32 (TRL in fp32), P (plain PyTorch loop), CM and DM (C and D "
-                             "with activation checkpointing, CM also without the rollback copy). Default: A B C D G")
+                             "R (the fastest plain loop: compiled, bf16 where native), G (generation); extra: B32 "
+                             "(TRL in fp32), P (plain loop, eager), CM and DM (C and D with activation "
+                             "checkpointing, CM also without the rollback copy). Default: A B C D R G")
+    parser.add_argument("--compile", choices=["auto", "true", "false"], default="true",
+                        help="TrainConfig.compile for C, D, CM and DM (default: true; auto decides as a real run "
+                             "would, and a run of a few steps does not pay back compiling)")
     parser.add_argument("--questions", type=int, default=100, help="held-out questions to answer in G (default: 100)")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit in G (default: 64)")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON report "
@@ -27,4 +31,5 @@ def run(args) -> int:
     from llmcourse.course.bench import benchmark
 
     return benchmark(args.only, model=args.model, steps=args.steps, questions=args.questions,
-                     max_new_tokens=args.max_new_tokens, json_path=args.json, timeout=args.timeout, threads=args.threads)
+                     max_new_tokens=args.max_new_tokens, json_path=args.json, timeout=args.timeout, threads=args.threads,
+                     compile=args.compile)
