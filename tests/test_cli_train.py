@@ -48,9 +48,13 @@ def overlap(answer: str, reference: str) -> float:
 @pytest.mark.slow
 def test_thirty_steps_on_the_shipped_data_lower_eval_loss_and_change_answers(tmp_path):
     done = cli("--lora", "--lora-r", "64", "--lora-alpha", "64", "--learning-rate", "1e-3", "--max-steps", "30",
-               "--eval-steps", "30", "--max-eval-samples", "32", "--run-name", "cli30", runs=tmp_path)
+               "--eval-steps", "30", "--max-eval-samples", "32", "--run-name", "cli30", "--compile", "auto",
+               runs=tmp_path)
     assert done.returncode == 0, done.stderr
+    decision = [line for line in done.stdout.splitlines() if line.startswith("  compile: ")]
+    assert len(decision) == 1 and " (auto): 30 steps x " in decision[0]  # the estimate says what auto chose, and why
     run = load_run(tmp_path / "cli30")
+    assert run.compiled == decision[0].startswith("  compile: on")
     evals = run.losses("eval_loss")
     assert [s for s, _ in evals] == [0, 30] and evals[1][1] < evals[0][1]
     from llmcourse.data.loading import load_instruction_data

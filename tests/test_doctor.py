@@ -70,3 +70,21 @@ def test_doctor_command_passes_on_a_set_up_checkout():
     r = subprocess.run([sys.executable, "-m", "llmcourse", "doctor"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "[ ok ] Jupyter kernel  'llm' (Python (LLM))" in r.stdout
+
+
+def test_compiler_check_warns_that_training_runs_eagerly_without_a_cxx_compiler(monkeypatch, tmp_path):
+    import torch._inductor.config as inductor_config
+
+    from llmcourse.training import compiling
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    compiling.compiler_problem.cache_clear()
+    found = doctor.check_compiler()
+    assert found.ok and found.detail == f"torch.compile can build CPU kernels; they are cached in {tmp_path}"
+    with inductor_config.patch({"cpp.cxx": ("/nonexistent/g++",)}):
+        compiling.compiler_problem.cache_clear()
+        missing = doctor.check_compiler()
+    compiling.compiler_problem.cache_clear()
+    assert not missing.ok and not missing.required
+    assert missing.detail.startswith("no working C++ compiler for torch.compile (")
+    assert missing.detail.endswith("): training runs eagerly (same results, compile=true does nothing)")

@@ -116,6 +116,20 @@ def check_precision() -> Check:
                  required=False)
 
 
+def check_compiler() -> Check:
+    """Whether torch.compile can build CPU kernels here (TrainConfig.compile); without a C++ compiler training runs
+    eagerly: the same results, without compiling's speed-up."""
+    from llmcourse.core.paths import inductor_cache
+    from llmcourse.training.compiling import compiler_problem
+
+    problem = compiler_problem("cpu")
+    if problem:
+        return Check("compiler", False, f"{problem}: training runs eagerly (same results, compile=true does nothing)",
+                     required=False)
+    return Check("compiler", True, f"torch.compile can build CPU kernels; they are cached in {inductor_cache()}",
+                 required=False)
+
+
 def check_disk() -> Check:
     from llmcourse.models.loading import cache_dir
 
@@ -182,7 +196,7 @@ def check_lamini() -> Check:
 
 def run_checks() -> list[Check]:
     checks = []
-    for fn in (check_python, check_packages, check_kernel, check_device, check_precision, check_disk, check_ram,
+    for fn in (check_python, check_packages, check_kernel, check_device, check_precision, check_compiler, check_disk, check_ram,
                check_ram_per_notebook, check_model, check_allocator, check_lamini):
         try:
             checks.append(fn())

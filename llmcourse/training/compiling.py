@@ -1,8 +1,8 @@
 """Compiled training: torch.compile on each decoder layer, lengths padded to a few buckets, kernels cached on disk.
 
 A small model on a CPU spends much of a step in small elementwise operations (norms, activations, rotary
-embeddings, residual adds); compiling fuses them. It costs time once: the first compile on a machine takes
-a minute or two, later runs load the kernels from inductor's cache (under the course cache folder) in seconds.
+embeddings, residual adds); compiling fuses them. It costs time once: the bundled model's first compile took
+36 s on a 2-core CPU, and later runs load the kernels from inductor's cache (under the course cache folder).
 
 Regional compilation: every decoder layer runs the same code, so torch compiles it once and reuses it for all
 of them, instead of tracing the whole model. Shapes are dynamic, so one graph serves every batch length (rows
@@ -27,10 +27,12 @@ from llmcourse.core.paths import inductor_cache
 
 BUCKET = 8  # compiled runs pad every row to a multiple of this many tokens
 # What auto assumes compiling gains per step until this machine has measured it (bare loop, bundled model, batch 8):
-# 1.72x with bf16 on an Intel Xeon with AMX, 1.09x in fp32 on an AMD EPYC with AVX2 (its fp32 matmuls leave
-# little for fusion to save)
-SPEEDUP = {"bf16": 1.7, "fp16": 1.7, "fp32": 1.09}
-FIRST_COMPILE_SECONDS = 120.0  # what auto assumes the first compile costs, until this machine has measured it
+# 1.72x with bf16 on an Intel Xeon with AMX; in fp32 on an AMD EPYC with AVX2 between 1.0x and 1.09x (bench runs
+# R/P, C and D with compile true and false): its fp32 matrix products leave little for fusion to save
+SPEEDUP = {"bf16": 1.7, "fp16": 1.7, "fp32": 1.05}
+# What auto assumes the first compile costs until this machine has measured it: the bundled model's full finetuning
+# compiled (train and evaluation graphs) in 36 s on a 2-core AMD EPYC with AVX2, with a margin for slower machines
+FIRST_COMPILE_SECONDS = 60.0
 RECORD = "llmcourse-compile.json"  # per machine: measured compile seconds and speedups, by model and method
 
 
@@ -71,15 +73,23 @@ def _record_path():
 
 
 def measured(model, lora: bool, precision: str) -> dict:
-    """What earlier compiled runs of this model and method measured on this machine: {"seconds", "speedup"} or {}."""
+    """What earlier runs of this model, method and precision measured on this machine: the last compiled run's
+    "seconds" of compiling, "eager" and "compiled" steady tokens/s, and "speedup" (compiled / eager) once both
+    are known. {} when nothing was measured."""
     try:
-        return json.loads(_record_path().read_text()).get(_key(model, lora, precision), {})
+        record = json.loads(_record_path().read_text()).get(_key(model, lora, precision), {})
     except (OSError, ValueError, AttributeError):
         return {}
+    if not isinstance(record, dict):
+        return {}
+    if record.get("eager") and record.get("compiled"):
+        record["speedup"] = round(record["compiled"] / record["eager"], 3)
+    return record
 
 
 def remember(model, lora: bool, precision: str, **values) -> None:
-    """Store measured compile seconds / speedup for the next `auto` decision (a damaged record is replaced)."""
+    """Store what a finished run measured ("seconds" of compiling, "eager" or "compiled" steady tokens/s) for the
+    next `auto` decision (a damaged record is replaced)."""
     path = _record_path()
     try:
         record = json.loads(path.read_text())

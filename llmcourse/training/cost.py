@@ -27,7 +27,6 @@ class CostEstimate:
     precision: str
     device: str
     lora: bool
-    tokens_per_second: float = 0.0  # eager, real tokens, from the measured step
     compile: bool = False
     compile_reason: str = ""
 
@@ -141,8 +140,7 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
         eval_minutes=eval_tokens / max(batch_tokens, 1) * seconds / 3 / 60,  # a forward pass is ~1/3 of fwd+bwd
         tflop=flop_per_token * tokens / 1e12, gflop_per_second=flop_per_token * batch_tokens / seconds / 1e9,
         memory_gb={k: round(v, 3) for k, v in memory.items()}, free_memory_gb=round(_free_memory_gb(device), 1),
-        precision=precision, device=device.type, lora=config.lora,
-        tokens_per_second=round(batch_tokens * config.gradient_accumulation_steps / step_seconds, 2))
+        precision=precision, device=device.type, lora=config.lora)
     chosen = decide(config.compile, device, steps=steps, seconds_per_step=step_seconds, model=model, lora=config.lora,
                     precision=precision, distributed=args.world_size > 1)
     est.compile, est.compile_reason = chosen.compile, chosen.reason

@@ -225,6 +225,8 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
         _set_outcome(run, trainer, stopper, guard)
     if run.compiled:
         _uncompile(run, timing)
+    if main:
+        _remember_speed(run, timing)
     _finish(run, trainer, live, main, verbose)
     return run
 
@@ -259,21 +261,25 @@ def _compiles(run: Run, trainer, device: torch.device, verbose: bool) -> bool:
 
 
 def _uncompile(run: Run, timing: dict) -> None:
-    """After a compiled run: record the compile time (for the next auto decision too); back to eager layers."""
+    """After a compiled run: its compile time, back to eager layers, one line if a compile failed."""
     run.compile_seconds = round(timing.get("compile_seconds", 0.0), 1)
     uncompile_layers(run.model)
     if timing.get("problems"):
         run.compiled = False
         print(f"compile: {timing['problems'][0]} -- those layers ran eagerly (same results, no speed-up); "
               "compile=false skips compiling")
-    if run.status != "finished" or timing.get("problems"):
+
+
+def _remember_speed(run: Run, timing: dict) -> None:
+    """A finished run's steady speed (compiled or eager) and compile seconds, for the next `auto` decision: the
+    speed-up auto expects on this machine is what its own compiled and eager runs measured."""
+    speed = steady_tokens_per_second(run.history)
+    if run.status != "finished" or speed is None or timing.get("problems") or run.model is None:
         return
-    measured = {"seconds": run.compile_seconds} if run.compile_seconds else {}
-    compiled, eager = steady_tokens_per_second(run.history), (run.estimate or {}).get("tokens_per_second")
-    if compiled and eager:
-        measured["speedup"] = compiled / eager
-    if measured:
-        remember(run.model, run.config.lora, run.precision, **measured)
+    values = {"compiled" if run.compiled else "eager": speed}
+    if run.compiled and run.compile_seconds:  # 0 when this process had compiled the same graphs already
+        values["seconds"] = run.compile_seconds
+    remember(run.model, run.config.lora, run.precision, **values)
 
 
 def _collator(tokenizer):
