@@ -10,7 +10,7 @@ from llmcourse import generate, load_model
 from llmcourse.training.runs import load_run
 
 
-def cli(*args, runs, timeout=600):
+def cli(*args, runs, timeout=1200):
     env = {**os.environ, "LLMCOURSE_RUNS": str(runs)}
     return subprocess.run([sys.executable, "-m", "llmcourse", "train", *args], capture_output=True, text=True,
                           env=env, timeout=timeout)

@@ -46,11 +46,12 @@ def test_auto_compiles_when_the_seconds_it_saves_beat_the_assumed_first_compile(
 
 
 def test_auto_uses_what_earlier_runs_measured_on_this_machine(kernel_cache):
-    remember(MODEL, False, "fp32", eager=100.0)
-    assert measured(MODEL, False, "fp32") == {"eager": 100.0}  # no speed-up without a compiled run
-    remember(MODEL, False, "fp32", seconds=9.96, compiled=125.0)
-    assert measured(MODEL, False, "fp32") == {"eager": 100.0, "seconds": 9.96, "compiled": 125.0, "speedup": 1.25}
-    assert measured(MODEL, True, "fp32") == {}  # LoRA is its own entry
+    remember(MODEL, "full", "fp32", eager=100.0)
+    assert measured(MODEL, "full", "fp32") == {"eager": 100.0}  # no speed-up without a compiled run
+    remember(MODEL, "full", "fp32", seconds=9.96, compiled=125.0)
+    assert measured(MODEL, "full", "fp32") == {"eager": 100.0, "seconds": 9.96, "compiled": 125.0, "speedup": 1.25}
+    assert measured(MODEL, "lora-r16", "fp32") == {}  # LoRA is its own entry, and each rank
+    assert compiling.method(TrainConfig(lora=True, lora_r=8)) == "lora-r8" and compiling.method(TrainConfig()) == "full"
     # 100 x 2 s x (1 - 1/1.25) = 40 s saved against 10 s measured
     on = decide("auto", CPU, steps=100, seconds_per_step=2.0, model=MODEL, precision="fp32")
     assert on.compile and "save about 40 s at 1.25x, compiling costs about 10 s (measured here before)" in on.reason
@@ -61,9 +62,9 @@ def test_auto_uses_what_earlier_runs_measured_on_this_machine(kernel_cache):
 def test_a_damaged_compile_record_is_replaced_not_fatal(kernel_cache):
     kernel_cache.mkdir()
     (kernel_cache / compiling.RECORD).write_text("[1, 2")
-    assert measured(MODEL, False, "fp32") == {}
-    remember(MODEL, False, "fp32", seconds=3.0)
-    assert measured(MODEL, False, "fp32") == {"seconds": 3.0}
+    assert measured(MODEL, "full", "fp32") == {}
+    remember(MODEL, "full", "fp32", seconds=3.0)
+    assert measured(MODEL, "full", "fp32") == {"seconds": 3.0}
 
 
 def test_off_and_true_and_where_compiling_cannot_work(kernel_cache):
@@ -116,7 +117,7 @@ def test_compiled_training_matches_eager_reuses_its_kernels_and_falls_back_in_on
     assert again.get("fxgraph_cache_miss", 0) < compiled_first["fxgraph_cache_miss"]
     assert second["compiled"]["losses"] == pytest.approx(first["compiled"]["losses"], abs=tolerance)
     record = json.loads((tmp_path / "inductor" / compiling.RECORD).read_text())
-    assert {key.split("|")[1] for key in record} == {"full", "lora"}
+    assert {key.split("|")[1] for key in record} == {"full", f"lora-r{TrainConfig().lora_r}"}
     for entry in record.values():  # each method's eager and compiled speed, and its compile seconds
         assert entry["eager"] > 0 and entry["compiled"] > 0 and entry["seconds"] > 0
 

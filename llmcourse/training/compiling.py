@@ -61,23 +61,28 @@ def compiler_problem(device_type: str = "cpu") -> str | None:
     return None
 
 
-def _key(model, lora: bool, precision: str) -> str:
+def method(config) -> str:
+    """What a run trains, as the compile record tells runs apart: "full", or "lora-r16" (each rank its own graphs)."""
+    return f"lora-r{config.lora_r}" if config.lora else "full"
+
+
+def _key(model, method: str, precision: str) -> str:
     config = getattr(model, "config", None)
     name = os.path.basename(str(getattr(config, "_name_or_path", "")).rstrip("/\\")) or type(model).__name__
     size = f"{getattr(config, 'hidden_size', '?')}x{getattr(config, 'num_hidden_layers', '?')}"
-    return f"{name} {size}|{'lora' if lora else 'full'}|{precision}|torch {torch.__version__}"
+    return f"{name} {size}|{method}|{precision}|torch {torch.__version__}"
 
 
 def _record_path():
     return inductor_cache() / RECORD
 
 
-def measured(model, lora: bool, precision: str) -> dict:
+def measured(model, method: str, precision: str) -> dict:
     """What earlier runs of this model, method and precision measured on this machine: the last compiled run's
     "seconds" of compiling, "eager" and "compiled" steady tokens/s, and "speedup" (compiled / eager) once both
     are known. {} when nothing was measured."""
     try:
-        record = json.loads(_record_path().read_text()).get(_key(model, lora, precision), {})
+        record = json.loads(_record_path().read_text()).get(_key(model, method, precision), {})
     except (OSError, ValueError, AttributeError):
         return {}
     if not isinstance(record, dict):
@@ -87,7 +92,7 @@ def measured(model, lora: bool, precision: str) -> dict:
     return record
 
 
-def remember(model, lora: bool, precision: str, **values) -> None:
+def remember(model, method: str, precision: str, **values) -> None:
     """Store what a finished run measured ("seconds" of compiling, "eager" or "compiled" steady tokens/s) for the
     next `auto` decision (a damaged record is replaced)."""
     path = _record_path()
@@ -97,7 +102,7 @@ def remember(model, lora: bool, precision: str, **values) -> None:
             record = {}
     except (OSError, ValueError):
         record = {}
-    record.setdefault(_key(model, lora, precision), {}).update({k: round(v, 3) for k, v in values.items()})
+    record.setdefault(_key(model, method, precision), {}).update({k: round(v, 3) for k, v in values.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1))
@@ -112,7 +117,7 @@ class CompileDecision:
 
 
 def decide(setting: str, device: torch.device, *, steps: int, seconds_per_step: float | None, model=None,
-           lora: bool = False, precision: str = "fp32", distributed: bool = False) -> CompileDecision:
+           method: str = "full", precision: str = "fp32", distributed: bool = False) -> CompileDecision:
     """Compile or not, for TrainConfig.compile = setting ("auto", "true", "false")."""
     if setting == "false":
         return CompileDecision(False, "off (compile=false)")
@@ -123,7 +128,7 @@ def decide(setting: str, device: torch.device, *, steps: int, seconds_per_step: 
         return CompileDecision(True, "on (compile=true)")
     if seconds_per_step is None:
         return CompileDecision(False, "off: auto decides from a timed step, and none was timed (estimate=False)")
-    known = measured(model, lora, precision) if model is not None else {}
+    known = measured(model, method, precision) if model is not None else {}
     compile_s = known.get("seconds", FIRST_COMPILE_SECONDS)
     speedup = known.get("speedup", SPEEDUP.get(precision, 1.0))
     saved = steps * seconds_per_step * (1 - 1 / speedup)
