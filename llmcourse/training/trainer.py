@@ -203,7 +203,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
         run.estimate = estimate_cost(trainer, config, precision, verbose=verbose).to_dict()
     run.compiled = _compiles(run, trainer, device, verbose=verbose and main)
     if run.compiled:
-        trainer.data_collator.pad_to_multiple_of = BUCKET  # a few padded lengths: a few compiled graphs
+        trainer.data_collator.pad_to_multiple_of = BUCKET  # dynamic shapes serve every length; 8 aligns rows cheaply
         compile_layers(model)
     if main:
         run.save()
