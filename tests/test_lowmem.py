@@ -2,6 +2,7 @@
 import pytest
 
 from llmcourse.course import doctor
+from llmcourse.models.loading import load_model
 from llmcourse.training import lowmem
 from llmcourse.training.config import TrainConfig
 from llmcourse.training.trainer import train
@@ -31,7 +32,8 @@ def test_savers_are_applied_once_said_once_and_left_out_when_off(monkeypatch, ca
     assert (saved.activation_checkpointing, saved.divergence_rollback) == (True, False)
     assert lowmem.with_savers(config.replace(lora=True)).lora  # everything else stays as given
     assert capsys.readouterr().out == ("Low-memory mode (LLMCOURSE_LOW_MEMORY=1): activation checkpointing on, no "
-                                       "rollback copy of the weights; same losses, slower steps.\n")
+                                       "rollback copy of the weights, trained models kept on disk, not in memory; "
+                                       "same losses, slower steps.\n")
 
 
 def test_train_in_low_memory_mode_records_the_savers_and_gives_the_same_losses(monkeypatch, capsys):
@@ -45,6 +47,11 @@ def test_train_in_low_memory_mode_records_the_savers_and_gives_the_same_losses(m
     assert (normal.config.activation_checkpointing, low.config.activation_checkpointing) == (False, True)
     assert low.config.divergence_rollback is False
     assert [v for _, v in low.losses("loss")] == pytest.approx([v for _, v in normal.losses("loss")], abs=1e-5)
+    assert normal.model is not None and low.model is None  # low-memory: the trained model is in its folder only
+    saved, _ = load_model(low.path)
+    assert saved.num_parameters() == low.total_params
+    given, tok = load_model("tiny-random")
+    assert train(config, model=given, tokenizer=tok, data={"train": ROWS}, plot=False).model is given  # caller's
 
 
 def test_ram_per_notebook_names_the_notebooks_that_do_not_fit(monkeypatch):

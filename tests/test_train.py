@@ -11,7 +11,7 @@ from llmcourse import CourseError, load_model
 from llmcourse.training.config import TrainConfig
 from llmcourse.models.loading import base_model
 from llmcourse.training.runs import list_runs, load_run
-from llmcourse.training.sweeps import LABELS, label_runs, lr_range_test, lr_sweep
+from llmcourse.training.sweeps import LABELS, _snapshot, label_runs, lr_range_test, lr_sweep
 from llmcourse.training.schedules import count_steps, lr_schedule
 from llmcourse.training.trainer import train
 
@@ -256,6 +256,17 @@ def test_sweep_starts_every_run_from_the_same_weights_and_restores_them_exactly(
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert list(sweep.table()["label"]) == sweep.labels
     assert [r.model for r in sweep.runs] == [None, None, None]  # reset after each rate: no trained model to hand back
+
+
+def test_a_lora_sweep_copies_only_the_adapters_and_starts_every_rate_from_them():
+    model, tok = load_model("tiny-random")
+    sweep = lr_sweep(fast(lora=True, eval_steps=0), [1e-4, 1e-1], steps=3, model=model, tokenizer=tok, data=DATA,
+                     verbose=False)
+    firsts = [losses(r)[0] for r in sweep.runs]
+    assert firsts[0] == firsts[1]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)
+    assert len(_snapshot(model)) == len(trainable) + len(list(model.buffers()))  # not the frozen weights
 
 
 def test_range_test_ramps_the_learning_rate_and_restores_the_weights():

@@ -1,7 +1,8 @@
 """Low-memory mode: one setting (LLMCOURSE_LOW_MEMORY, or little free RAM) that turns on the memory savers.
 
 The savers change no numbers a learner compares: activation checkpointing recomputes instead of storing
-(same losses, slower steps), and without the rollback copy a diverged run stops as is instead of being put back.
+(same losses, slower steps), without the rollback copy a diverged run stops as is instead of being put back, and
+a finished run's model stays in its folder instead of in memory (`load_model(run.path)` loads it again).
 """
 from __future__ import annotations
 
@@ -52,9 +53,16 @@ def with_savers(config, verbose: bool = True):
         return config
     if verbose and not _announced:
         _announced = True
-        print(f"Low-memory mode ({why()}): activation checkpointing on, no rollback copy of the weights; "
-              "same losses, slower steps.")
+        print(f"Low-memory mode ({why()}): activation checkpointing on, no rollback copy of the weights, trained "
+              "models kept on disk, not in memory; same losses, slower steps.")
     return config.replace(**SAVERS)
+
+
+def keeps_model(run, loaded_here: bool) -> bool:
+    """Whether `run` keeps its trained model in memory (run.model). In low-memory mode a model that train() loaded
+    itself and saved in the run's folder is let go: 0.54 GB per run of the bundled model in fp32, and notebook 03
+    trains seven. A model the caller passed in stays (the caller holds it anyway)."""
+    return not (low_memory() and loaded_here and (run.path / "model").is_dir())
 
 
 def ram_per_notebook(available: float, low: bool) -> tuple[bool, str, str]:

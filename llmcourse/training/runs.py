@@ -51,7 +51,7 @@ class Run:
     compile_seconds: float | None = None  # time torch spent compiling during the run
     best_checkpoint: str | None = None
     started: str | None = None  # local time the run started, ISO format: orders runs, "latest" means newest
-    model: object = field(default=None, repr=False, compare=False)  # the trained model (in memory only)
+    model: object = field(default=None, repr=False, compare=False)  # trained model in memory; None in low-memory mode
     tokenizer: object = field(default=None, repr=False, compare=False)
 
     @property

@@ -15,6 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import torch
 from transformers import TrainerCallback
 
 from llmcourse.training.config import TrainConfig
@@ -104,8 +105,17 @@ def _prepared(config: TrainConfig, model, tokenizer, data, verbose: bool):
     return model, tokenizer, prepare_data(config, tokenizer, data, verbose=verbose)
 
 
-def _snapshot(model) -> dict:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+def _snapshot(model) -> list:
+    """Copies of what training can change: the trainable weights and the buffers. For LoRA that is the adapters,
+    not the frozen model (0.54 GB less for the bundled model in fp32)."""
+    changing = [p for p in model.parameters() if p.requires_grad] + list(model.buffers())
+    return [(t, t.detach().clone()) for t in changing]
+
+
+def _restore(snapshot: list) -> None:
+    with torch.no_grad():
+        for tensor, saved in snapshot:
+            tensor.copy_(saved)
 
 
 @releases_memory
@@ -127,7 +137,7 @@ def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer
         for i, lr in enumerate(sorted(lrs)):
             if stop is not None and stop.is_set():
                 break
-            model.load_state_dict(initial)
+            _restore(initial)
             cfg = config.replace(learning_rate=lr, max_steps=steps, save_model=save_model, save_steps=0,
                                  run_name=None)
             cfg = cfg.replace(run_name=f"sweep-{cfg.name}")
@@ -138,7 +148,7 @@ def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer
             if on_run is not None:
                 on_run(run)
     finally:
-        model.load_state_dict(initial)  # the caller's model is exactly as it was
+        _restore(initial)  # the caller's model is exactly as it was
     sweep = Sweep(runs, label_runs(runs), time.time() - start)
     live.show_figure(sweep.figure())  # the last frame stays in the saved notebook
     return sweep
@@ -221,6 +231,6 @@ def lr_range_test(config: TrainConfig, min_lr: float = 1e-7, max_lr: float = 1.0
                     callbacks=[_ExplodeStop(stop_factor)])
     finally:
         if initial is not None:
-            model.load_state_dict(initial)
+            _restore(initial)
     rows = [r for r in run.history if r.get("loss") is not None]
     return RangeTest([r["learning_rate"] for r in rows], [r["loss"] for r in rows])

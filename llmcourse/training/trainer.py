@@ -24,7 +24,7 @@ from llmcourse.core.errors import CourseError
 from llmcourse.core.hardware import releases_memory
 from llmcourse.training.losses import can_skip_unlabelled_logits, labelled_token_loss
 from llmcourse.training.lora import record_adapter_base
-from llmcourse.training.lowmem import with_savers
+from llmcourse.training.lowmem import keeps_model, with_savers
 from llmcourse.training.placement import fsdp, rank, resolve_precision, same_folder_on_every_process, set_threads_for_this_process
 from llmcourse.training.preparation import prepare_data, prepare_model
 from llmcourse.training.runs import RECORD, Run, find_run, is_run, load_run, plan_run_folder, run_folders, runs_dir, saved_config
@@ -172,6 +172,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
         path = same_folder_on_every_process(path)
     set_seed(config.seed)
     set_threads_for_this_process()
+    loaded_here = model is None
     model, tokenizer = prepare_model(config, model, tokenizer)
     data = prepare_data(config, tokenizer, data, verbose=verbose and main)
     if main and replace and is_run(path):  # overwrite=True: the old run goes only now that the new one has loaded
@@ -228,6 +229,8 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     if main:
         _remember_speed(run, timing)
     _finish(run, trainer, live, main, verbose)
+    if main and not keeps_model(run, loaded_here):
+        run.model = None  # low-memory mode: load_model(run.path) brings it back
     return run
 
 
