@@ -62,8 +62,8 @@ def with_savers(config, verbose: bool = True):
 
 def keeps_model(run, loaded_here: bool) -> bool:
     """Whether `run` keeps its trained model in memory (run.model). In low-memory mode a model that train() loaded
-    itself and saved in the run's folder is let go: 0.54 GB per run of the bundled model in fp32, and notebook 03
-    trains seven. A model the caller passed in stays (the caller holds it anyway)."""
+    itself and saved in the run's folder is let go: 0.54 GB per run of the bundled model in fp32 (notebook 03
+    trains four that way). A model the caller passed in stays (the caller holds it anyway)."""
     return not (low_memory() and loaded_here and (run.path / "model").is_dir())
 
 
