@@ -109,3 +109,35 @@ def test_every_exported_name_is_documented_once_in_docs_api():
 
     documented = re.findall(r"^- `([A-Za-z_]+)`", (ROOT / "docs" / "api.md").read_text(encoding="utf-8"), re.M)
     assert sorted(documented) == sorted(llmcourse.__all__)
+
+
+# The lesson is the learner's text: how the course is tested and its fast mode belong in docs/, not in a cell.
+ENGINEERING = re.compile(r"fast[ -]mode|test suite|the suite\b|\bpytest\b|\bnbmake\b|\btests?/|\bCI\b"
+                         r"|\ba test (?:checks|makes sure|asserts|runs)|\bthe tests? (?:check|run|make)", re.I)
+MAX_WORDS = 250
+
+
+def lesson_text_problems(cell: dict) -> list[str]:
+    """What in one cell is engineering talk, or too long to read as one piece of the lesson."""
+    text = "".join(cell["source"])
+    problems = [f"mentions {m.group()!r}: say it in docs/notebooks/, not in the lesson" for m in ENGINEERING.finditer(text)]
+    words = len(text.split())
+    if cell["cell_type"] == "markdown" and words > MAX_WORDS:
+        problems.append(f"a markdown cell of {words} words: split or cut it to {MAX_WORDS} or fewer")
+    return problems
+
+
+def test_the_lesson_text_check_catches_engineering_talk_and_long_cells():
+    md = {"cell_type": "markdown", "source": ["In fast mode the suite runs this; a test checks it. The test split stays."]}
+    assert [p.split(":")[0] for p in lesson_text_problems(md)] == [
+        "mentions 'fast mode'", "mentions 'the suite'", "mentions 'a test checks'"]
+    long = {"cell_type": "markdown", "source": ["word " * 251]}
+    assert lesson_text_problems(long) == ["a markdown cell of 251 words: split or cut it to 250 or fewer"]
+    assert lesson_text_problems({"cell_type": "markdown", "source": ["word " * 250]}) == []
+    assert lesson_text_problems({"cell_type": "code", "source": ["# runs in CI\nx = 1"]})[0].startswith("mentions 'CI'")
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_learner_cells_are_the_lesson_not_the_engineering(path):
+    problems = [f"cell {i}: {p}" for i, cell in enumerate(_load(path)["cells"]) for p in lesson_text_problems(cell)]
+    assert not problems, "\n".join(problems)
