@@ -38,6 +38,12 @@ def _write_corpus(d: Path) -> None:
     (d / "a_file").write_text("mine\n")
     (d / "corrupt_run").mkdir()
     (d / "corrupt_run" / "run.json").write_text("{")
+    rows = ["question,answer", *[f"Q{i}?,A{i}." for i in range(40)]]
+    rows[5] = 'Q4?,"An answer whose quote never closes.'
+    (d / "stray_quote.csv").write_text("\n".join(rows) + "\n")  # the csv module alone would read 35 lines as one answer
+    (d / "zero_width.jsonl").write_text(GOOD + '{"question": "\u200b\u200b", "answer": "Something."}\n')
+    os.mkfifo(d / "a_fifo.jsonl")
+    (d / "not_a_folder").write_text("a file where the runs folder should be\n")
     (d / "three_bad.jsonl").write_text(GOOD + '{"question": "No answer"}\nnot json\n' + GOOD + "[1]\n" + GOOD)
 
 
@@ -102,6 +108,19 @@ CASES = [
                                     "1", "--output-dir", "{d}/a_file"], 2, ["a_file is a file, not a folder"]),
     ("eval-corrupt-run-json", ["eval", "--model", "{d}/corrupt_run", "--limit", "1"], 2,
      ["corrupt_run/run.json, line 1: not valid JSON"]),
+    # issue 27: inputs that trained or read on with exit 0, or failed late
+    ("csv-unclosed-quote", ["data", "convert", "{d}/stray_quote.csv", "--out", "{d}/o.jsonl"], 2,
+     ["stray_quote.csv, line 6: a double quote opened in this row is not closed", "at line 41"]),
+    ("zero-width-question", ["data", "convert", "{d}/zero_width.jsonl", "--out", "{d}/o.jsonl"], 2,
+     ["zero_width.jsonl, line 2: field 'question' is empty (only invisible characters"]),
+    ("train-lora-alpha-0", ["train", "--model", "tiny-random", "--data", "{f}/lamini_docs.jsonl", "--lora",
+                            "--lora-alpha", "0"], 2, ["TrainConfig.lora_alpha=0: must be above 0"]),
+    ("train-seed-negative", ["train", "--model", "tiny-random", "--data", "{f}/lamini_docs.jsonl", "--seed", "-1"], 2,
+     ["TrainConfig.seed=-1: must be a whole number from 0 to 4294967295"]),
+    ("inspect-a-fifo", ["data", "inspect", "{d}/a_fifo.jsonl", "--no-tokens"], 2,
+     ["a_fifo.jsonl is not a regular file (a pipe, a device or a socket)"]),
+    ("train-on-dev-zero", ["train", "--model", "tiny-random", "--data", "/dev/zero", "--max-steps", "1"], 2,
+     ["/dev/zero is not a regular file"]),
 ]
 SUBPROCESS = {"json-100k-deep", "missing-relative-path", "generate-device-foo",
               "eval-corrupt-run-json"}
@@ -136,6 +155,30 @@ def _check(case, code, out, err):
     for part in names:
         assert part in text, f"{name}: {part!r} not in {text[-2000:]}"
     assert " at at " not in text
+
+
+@pytest.mark.parametrize("folder, says", [("{d}/not_a_folder", "is not a folder (a file is in the way)"),
+                                          ("/sys/llmcourse-runs", "is not writable (Operation not permitted)")])
+def test_a_runs_folder_that_cannot_hold_runs_stops_train_before_anything_loads(folder, says, corpus, monkeypatch,
+                                                                                capsys):
+    if folder.startswith("/sys") and not Path("/sys/kernel").is_dir():
+        pytest.skip("needs Linux's /sys, where even root cannot make a folder")
+    monkeypatch.setenv("LLMCOURSE_RUNS", folder.replace("{d}", str(corpus)))
+    code = main(["train", "--model", "tiny-random", "--data", str(FIX / "lamini_docs.jsonl"), "--max-steps", "1"])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and says in err and "LLMCOURSE_RUNS" in err, err
+    assert out == ""  # refused before the model, the data or a timed step
+
+
+def test_generate_takes_a_run_by_its_name(runs, capsys):
+    assert main(["train", "--model", "tiny-random", "--data", str(FIX / "lamini_docs.jsonl"), "--max-steps", "1",
+                 "--run-name", "named", "--quiet", "--eval-steps", "0"]) == 0
+    capsys.readouterr()
+    assert main(["generate", "hi", "--model", "named", "--max-new-tokens", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "(named: loaded in" in err and "error" not in err  # the run's model/ folder, found by its name
+    assert main(["generate", "hi", "--model", "unnamed"]) == 2
+    assert "'unnamed' is not a model llmcourse knows" in capsys.readouterr().err
 
 
 def test_the_corpus_is_big_enough():

@@ -168,3 +168,74 @@ def test_a_stopped_run_continues_with_the_call_its_message_names(runs_in_tmp):
     resumed = train(resume=stopped.name, data=DATA, verbose=False)
     assert (resumed.status, resumed.path, resumed.history[-1]["step"]) == ("finished", stopped.path, 3)
     assert json.loads((stopped.path / "run.json").read_text())["started"] == stopped.started
+
+
+def test_delete_takes_only_what_the_course_wrote_and_never_a_link_or_a_live_run(runs_in_tmp, tmp_path):
+    from llmcourse.training.runs import delete_run, made_by_the_course
+
+    done = train(fast(run_name="done"), data=DATA, verbose=False, estimate=False)
+    assert made_by_the_course(done.path) and json.loads((done.path / "run.json").read_text())["format"] == "llmcourse-run/1"
+    lookalike = runs_in_tmp / "lookalike"  # a folder of someone else's that happens to hold a run.json
+    lookalike.mkdir()
+    (lookalike / "run.json").write_text('{"status": "finished", "my": "own data"}')
+    (lookalike / "train_config.json").write_text("{}")
+    link = runs_in_tmp / "link"
+    link.symlink_to(done.path)
+    with pytest.raises(CourseError, match="not a record the course wrote, so nothing was deleted"):
+        delete_run("lookalike")
+    with pytest.raises(CourseError, match="is a symbolic link"):
+        delete_run(link)
+    live = train(fast(run_name="live"), data=DATA, verbose=False, estimate=False)
+    live.status = "running"
+    live.save()  # as the record reads while this process trains it
+    with pytest.raises(CourseError, match=f"live is still training \\(process {os.getpid()}\\).*--force"):
+        delete_run("live")
+    assert delete_run("live", force=True)[0] == live.path and not live.path.exists()
+    assert lookalike.is_dir() and link.is_symlink() and done.path.is_dir()
+
+
+def test_a_run_whose_process_died_is_listed_as_died_with_what_is_left(runs_in_tmp):
+    run = train(fast(run_name="killed", save_steps=1), data=DATA, verbose=False, estimate=False)
+    record = json.loads((run.path / "run.json").read_text())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record.update(status="running", pid=int(dead.stdout))  # as a SIGKILL leaves it: "running", its process gone
+    (run.path / "run.json").write_text(json.dumps(record))
+    (run.path / "checkpoints" / "checkpoint-2" / "optimizer.pt").unlink()  # the newest one was cut off mid-save
+    assert load_run("killed").died
+    listed = cli("runs", runs=runs_in_tmp)
+    assert listed.returncode == 0 and "killed  died" in listed.stdout
+    assert ("killed: died at step 2 (its process " in listed.stdout and "resume it from checkpoint-1 with "
+            "`python -m llmcourse train --resume killed` (Python: train(resume='killed'))." in listed.stdout)
+
+
+def test_resume_skips_a_checkpoint_cut_off_mid_save_and_continues_the_history(runs_in_tmp, capsys):
+    from llmcourse.training.runs import last_complete_checkpoint
+
+    run = train(fast(run_name="cut", max_steps=3, save_steps=1), data=DATA, verbose=False, estimate=False)
+    steps = [r["step"] for r in run.history if r.get("loss") is not None]
+    checkpoints = run.path / "checkpoints"
+    (checkpoints / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3, "log_hist')  # cut off
+    assert last_complete_checkpoint(checkpoints, verbose=True) == str(checkpoints / "checkpoint-2")
+    assert capsys.readouterr().out == (f"resume: skipping {checkpoints / 'checkpoint-3'} (its trainer_state.json is "
+                                       "missing or cut off); trying the one before it\n")
+    resumed = train(resume="cut", data=DATA, verbose=False, estimate=False)
+    assert resumed.status == "finished" and [r["step"] for r in resumed.history if r.get("loss") is not None] == steps
+
+
+def test_two_runs_started_at_the_same_moment_get_a_folder_each(runs_in_tmp, tmp_path):
+    """Twin `train` processes, with one --run-name and with none: each ends in its own folder with its own config."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"question": r["prompt"], "answer": r["completion"]}) + "\n" for r in ROWS))
+    base = ["train", "--model", "tiny-random", "--data", str(data), "--max-steps", "1", "--eval-steps", "0",
+            "--no-save-model", "--quiet"]
+    rates = ["1e-3", "2e-3", "3e-3", "4e-3"]
+    argvs = [[*base, "--learning-rate", lr, *(["--run-name", "same"] if i < 2 else [])] for i, lr in enumerate(rates)]
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda argv: cli(*argv, runs=runs_in_tmp), argvs))
+    assert all(d.returncode == 0 for d in done), [d.stderr[-500:] for d in done]
+    runs = list_runs()
+    assert sorted(r.config.learning_rate for r in runs) == [1e-3, 2e-3, 3e-3, 4e-3]
+    assert sorted(r.name for r in runs if r.config.run_name) == ["same", "same-2"]
+    assert all(r.status == "finished" for r in runs)

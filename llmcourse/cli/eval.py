@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from llmcourse.cli.shared import resolve_model
 from llmcourse.core.paths import BUNDLED
 
 
@@ -29,22 +30,6 @@ def add_arguments(p):
                    help="skip broken rows of --data (they are counted) instead of stopping at the first")
     p.add_argument("--no-loss", action="store_true", help="skip the answer loss / perplexity of the reference answers")
     p.add_argument("--out", default=None, help="report folder (default: <run>/eval/<split> for a run, else runs/eval/<model>/<split>)")
-
-
-def resolve_model(name: str):
-    """(what load_model gets, the saved Run or None) for a --model value: a run by folder, name or name prefix
-    (the newest match); anything else (a model name, folder or hub id) goes to load_model as it is."""
-    from llmcourse.core.errors import CourseError
-    from llmcourse.models.loading import BUNDLED
-    from llmcourse.training.runs import find_run, is_run, load_run
-
-    if name in (BUNDLED, "tiny-random") or (Path(name).expanduser().exists() and not is_run(Path(name).expanduser())):
-        return name, None
-    try:
-        path = find_run(name)
-    except CourseError:
-        return name, None
-    return str(path), load_run(path)
 
 
 def run(args) -> int:

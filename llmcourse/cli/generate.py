@@ -4,13 +4,13 @@ from __future__ import annotations
 import sys
 import time
 
-from llmcourse.cli.shared import check_positive
+from llmcourse.cli.shared import check_positive, resolve_model
 from llmcourse.core.paths import BUNDLED
 
 
 def add_arguments(p) -> None:
     p.add_argument("prompt", nargs="+", help="the prompt (several prompts are answered as one batch)")
-    p.add_argument("--model", default=BUNDLED, help="bundled name, 'tiny-random', a local folder or run, or a hub id")
+    p.add_argument("--model", default=BUNDLED, help="bundled name, 'tiny-random', a run (runs/<name> or just <name>), a model folder, or a hub id")
     p.add_argument("--max-new-tokens", type=int, default=64, help="upper bound on the answer length, in tokens")
     p.add_argument("--no-chat", action="store_true", help="send the raw prompt, without the chat template")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -22,7 +22,7 @@ def run(args) -> int:
 
     check_positive(args, "max_new_tokens")
     t0 = time.time()
-    model, tok = load_model(args.model, device=args.device)
+    model, tok = load_model(resolve_model(args.model)[0], device=args.device)  # a run by name works too
     t1 = time.time()
     prompts = args.prompt if len(args.prompt) > 1 else args.prompt[0]
     answers = generate(model, tok, prompts, max_new_tokens=args.max_new_tokens, chat=False if args.no_chat else None)

@@ -14,6 +14,7 @@ def add_arguments(p):
     p.add_argument("name", nargs="?", default=None,
                    help="show: a run name, name prefix (newest match) or folder; delete: an exact name or folder")
     p.add_argument("--prefix", default=None, help="list: only runs whose name starts with this")
+    p.add_argument("--force", action="store_true", help="delete: even a run whose process is still training")
 
 
 def _size(n: int) -> str:
@@ -22,7 +23,8 @@ def _size(n: int) -> str:
 
 def run(args) -> int:
     from llmcourse.core.errors import CourseError
-    from llmcourse.training.runs import delete_run, disk_size, find_run, list_runs, load_run, prune_runs, runs_dir
+    from llmcourse.training.runs import (delete_run, died_line, disk_size, find_run, list_runs, load_run, prune_runs,
+                                         runs_dir)
 
     if args.action in ("show", "delete") and not args.name:
         raise CourseError(f"`runs {args.action}` needs a run name, e.g. python -m llmcourse runs {args.action} "
@@ -38,12 +40,17 @@ def run(args) -> int:
         for r, size in zip(runs, sizes):
             s = r.summary()
             losses = [f"{v:7.3f}" if v is not None else f"{'-':>7}" for v in (s["train loss"], s["eval loss"])]
-            print(f"{r.name:<{width}}  {r.status:<11} {s['lr']:>8.1e} {s['steps']:>6} {losses[0]} {losses[1]}  "
-                  f"{_size(size):>9}")
+            print(f"{r.name:<{width}}  {'died' if r.died else r.status:<11} {s['lr']:>8.1e} {s['steps']:>6} "
+                  f"{losses[0]} {losses[1]}  {_size(size):>9}")
+        for r in runs:
+            if r.died:
+                print(died_line(r))
         print(f"{len(runs)} runs, {_size(sum(sizes))} in {runs_dir()}")
     elif args.action == "show":
         r = load_run(find_run(args.name))
         print(repr(r))
+        if r.died:
+            print(died_line(r))
         print(f"folder: {r.path} ({_size(disk_size(r.path))})")
         for part in ("model", "checkpoints", "eval"):
             if (r.path / part).is_dir():
@@ -52,7 +59,7 @@ def run(args) -> int:
         if r.message:
             print(r.message)
     elif args.action == "delete":
-        path, size = delete_run(args.name)
+        path, size = delete_run(args.name, force=args.force)
         print(f"deleted {path} ({_size(size)})")
     else:
         freed = prune_runs()

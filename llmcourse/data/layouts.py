@@ -5,6 +5,7 @@ Canonical shapes: `prompt`/`completion` (one question, one answer), `messages` (
 """
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
@@ -112,6 +113,11 @@ class RowError(Exception):
     """One row does not fit the layout; `str()` says where and why."""
 
 
+def blank(text: str) -> bool:
+    """True when nothing visible is left: spaces, and invisible format characters such as zero-width spaces."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def _absent(row: dict, col: str) -> str:
     return "null (no value)" if col in row else "missing"
 
@@ -124,8 +130,9 @@ def _text(row: dict, col: str, where: str, optional: bool = False) -> str:
         raise RowError(f"{where}: field {col!r} is {_absent(row, col)}")
     if not isinstance(value, str):
         raise RowError(f"{where}: field {col!r} is a {type(value).__name__} ({str(value)[:40]}), not text")
-    if not value.strip() and not optional:
-        raise RowError(f"{where}: field {col!r} is empty")
+    if blank(value) and not optional:
+        invisible = "" if not value.strip() else " (only invisible characters, such as zero-width spaces)"
+        raise RowError(f"{where}: field {col!r} is empty{invisible}")
     return value
 
 
@@ -143,7 +150,7 @@ def _messages(row: dict, col: str, where: str) -> list[dict]:
         content = turn.get("content", turn.get("value"))
         if not isinstance(role, str) or role.lower() not in ROLES:
             raise RowError(f"{where}: turn {i} has role {role!r}; use one of user, assistant, system (or human, gpt)")
-        if not isinstance(content, str) or not content.strip():
+        if not isinstance(content, str) or blank(content):
             raise RowError(f"{where}: turn {i} has {'empty' if isinstance(content, str) else 'no'} text content")
         turns.append({"role": ROLES[role.lower()], "content": content})
     if not any(t["role"] == "assistant" for t in turns):

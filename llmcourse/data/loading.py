@@ -110,6 +110,9 @@ def _load_any(source, fields, skip_bad_rows, encoding):
         raise CourseError(f"Cannot read instruction data from a {type(source).__name__}; pass a path, a name, "
                           "a list of dicts or a DataFrame.")
     path = Path(source).expanduser()
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise CourseError(f"{path} is not a regular file (a pipe, a device or a socket): give the path of a data file "
+                          "(.jsonl, .json, .csv, .parquet) or a folder of them.")
     if path.is_file():
         return _from_records({"all": read_file(path, skip_bad_rows=skip_bad_rows, encoding=encoding)},
                              fields, skip_bad_rows, path.name)

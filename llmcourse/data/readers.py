@@ -169,10 +169,13 @@ def read_csv(path: Path, *, skip_bad_rows: bool = False, encoding: str = "utf-8"
     """A CSV file with a header row (',', or ';'/tab when the header uses that); every value is read as text."""
     text = read_text(path, encoding)
     delimiter = _delimiter(text.lstrip("\r\n").split("\n", 1)[0])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a quote that opens a field and is not closed where the field ends is an error, not merged rows
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     out = ReadResult()
+    start = 1  # the line the row being read began on (a quoted field may span lines)
     try:
         header = next((h for h in reader if any(c.strip() for c in h)), None)
+        start = reader.line_num + 1
         if header is None:
             raise CourseError(f"{path} has no header row with column names (and no rows).")
         repeated = [c for i, c in enumerate(header) if c in header[:i]]
@@ -180,7 +183,7 @@ def read_csv(path: Path, *, skip_bad_rows: bool = False, encoding: str = "utf-8"
             raise CourseError(f"{path}, line {reader.line_num}: column {repeated[0]!r} appears twice in the header; "
                               "rename one.")
         for values in reader:
-            n = reader.line_num
+            n, start = reader.line_num, reader.line_num + 1
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(header):
@@ -190,6 +193,10 @@ def read_csv(path: Path, *, skip_bad_rows: bool = False, encoding: str = "utf-8"
                 continue
             out.records.append(Record(dict(zip(header, values)), f"{path.name}, line {n}"))
     except csv.Error as e:
+        if start < reader.line_num or "quote" in str(e) or "expected after" in str(e):
+            raise CourseError(f"{path}, line {start}: a double quote opened in this row is not closed where its field "
+                              f"ends (the csv reader gave up at line {reader.line_num}: {e}). Wrap a field holding "
+                              'quotes in double quotes and double each quote inside it, "like ""this""".') from None
         raise CourseError(f"{path}, line {reader.line_num}: not valid CSV ({e}).") from None
     return out
 

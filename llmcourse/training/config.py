@@ -192,6 +192,11 @@ class TrainConfig:
             bad("validation", "must be at least 0 (no validation split) and below 1, e.g. 0.1.")
         if not 0 <= self.lora_dropout < 1:
             bad("lora_dropout", "must be in [0, 1).")
+        if not self.lora_alpha > 0:
+            bad("lora_alpha", "must be above 0: the adapter's updates are scaled by lora_alpha / lora_r, so 0 would "
+                              "train an adapter that changes nothing (the course uses lora_alpha = lora_r).")
+        if not 0 <= self.seed < 2**32:
+            bad("seed", f"must be a whole number from 0 to {2**32 - 1}, e.g. 42.")
         name = self.run_name
         if name is not None and (name.strip() in ("", ".", "..") or name != name.strip() or "/" in name or "\\" in name):
             bad("run_name", "a run name is one folder name under runs/, e.g. 'lora-high-lr': no '/' or '\\', not "

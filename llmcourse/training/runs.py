@@ -51,6 +51,7 @@ class Run:
     compile_seconds: float | None = None  # time torch spent compiling during the run
     best_checkpoint: str | None = None
     started: str | None = None  # local time the run started, ISO format: orders runs, "latest" means newest
+    pid: int | None = None  # the process training it, while it is "running" (a dead one means the run died)
     model: object = field(default=None, repr=False, compare=False)  # trained model in memory; None in low-memory mode
     tokenizer: object = field(default=None, repr=False, compare=False)
 
@@ -96,16 +97,20 @@ class Run:
                 "trainable params": self.trainable_params,
                 "memory GB (est.)": self.estimate["memory_gb"]["total"] if self.estimate else None}
 
+    @property
+    def died(self) -> bool:
+        """Recorded as running, but the process that trained it is gone (killed, or the machine restarted)."""
+        return self.status == "running" and not process_alive(self.pid)
+
     def save(self) -> None:
-        """Write train_config.json, run.json, history.json and history.csv into the run folder."""
+        """Write train_config.json, run.json, history.json and history.csv, each complete or not at all."""
         self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        record = {k: getattr(self, k) for k in ("status", "message", "precision", "device", "seconds", "tokens",
-                                                 "trainable_params", "total_params", "peak_memory_mb", "estimate",
-                                                 "compiled", "compile_seconds", "best_checkpoint", "started")}
-        (self.path / "run.json").write_text(json.dumps(record, indent=2))
-        (self.path / "history.json").write_text(json.dumps(self.history))
-        self.frame().to_csv(self.path / "history.csv", index=False)
+        self.pid = os.getpid() if self.status == "running" else None
+        write_atomic(self.path / "train_config.json", json.dumps(self.config.to_dict(), indent=2))
+        write_atomic(self.path / "history.json", json.dumps(self.history))
+        write_atomic(self.path / "history.csv", self.frame().to_csv(index=False))
+        record = {"format": FORMAT, **{k: getattr(self, k) for k in RECORD_FIELDS}}
+        write_atomic(self.path / RECORD, json.dumps(record, indent=2))  # last: the record vouches for the rest
 
     def plot(self, **kw):
         """Loss (raw + smoothed, eval) and learning rate of this run."""
@@ -127,13 +132,56 @@ def _round(x):
     return None if x is None or not math.isfinite(x) else round(x, 4)
 
 
-RECORD = "run.json"  # a folder holding this file is a run the course made: the only kind it ever deletes
+RECORD = "run.json"  # the course's record of a run: a folder is deleted only when this proves the course made it
+FORMAT = "llmcourse-run/1"  # the record's marker, written first in every run.json
+RECORD_FIELDS = ("status", "message", "precision", "device", "seconds", "tokens", "trainable_params", "total_params",
+                 "peak_memory_mb", "estimate", "compiled", "compile_seconds", "best_checkpoint", "started", "pid")
 STAMP = "%m%d-%H%M%S"  # appended to a default run name, so running the same cell twice keeps both runs
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file under a temporary name, then rename it: a kill or a full disk leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def process_alive(pid) -> bool:
+    """Whether a process with this id runs on this machine (False for None)."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return isinstance(pid, int) and pid > 0
+    return True
+
+
 def is_run(path) -> bool:
-    """Whether `path` is a run folder the course made (it holds the course's run record)."""
+    """Whether `path` holds a run record (listed, and read with a clear message if it is damaged)."""
     return (Path(path) / RECORD).is_file()
+
+
+def made_by_the_course(path) -> bool:
+    """Whether `path` is a run folder the course wrote: its run.json carries the course's marker (or, from before the
+    marker, exactly the course's fields) beside a train_config.json. Only such a folder is ever deleted."""
+    path = Path(path)
+    try:
+        record = json.loads((path / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or not (path / "train_config.json").is_file():
+        return False
+    return record.get("format") == FORMAT or ("format" not in record and {"status", "started", "tokens"} <= set(record)
+                                               and set(record) <= set(RECORD_FIELDS))
 
 
 def run_folders(folder=None) -> list[Path]:
@@ -237,10 +285,27 @@ def plan_run_folder(config: TrainConfig, overwrite: bool = False, now: datetime 
         if target is not None and target.exists():
             return _check_target(target, overwrite)
     name = config.run_name or f"{config.name}-{(now or datetime.now()):{STAMP}}"
-    path, n = root / name, 2
-    while path.exists():
-        path, n = root / f"{name}-{n}", n + 1
-    return path, False
+    return reserve_folder(root, name), False
+
+
+def reserve_folder(root: Path, name: str) -> Path:
+    """Make root/<name> (or <name>-2, -3, ... when taken) and return it: mkdir fails on a folder that exists, so two
+    runs started at the same moment never share one."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        n, path = 2, root / name
+        while True:
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                path, n = root / f"{name}-{n}", n + 1
+    except (NotADirectoryError, FileExistsError):
+        raise CourseError(f"The runs folder {root} is not a folder (a file is in the way): set LLMCOURSE_RUNS to a "
+                          "folder, or move that file.") from None
+    except OSError as e:  # no permission, a read-only disk, a parent that cannot be made
+        raise CourseError(f"The runs folder {root} is not writable ({e.strerror or e}): set LLMCOURSE_RUNS to a folder "
+                          "you can write to, or give the run an output_dir (CLI: --output-dir).") from None
 
 
 def _check_target(path: Path, overwrite: bool) -> tuple[Path, bool]:
@@ -258,13 +323,66 @@ def _check_target(path: Path, overwrite: bool) -> tuple[Path, bool]:
     return path, True
 
 
-def delete_run(name_or_path) -> tuple[Path, int]:
-    """Delete one run folder (only a folder that holds the course's run record); returns (its path, bytes freed)."""
+CHECKPOINT_WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json",
+                      "pytorch_model.bin")
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (cut off mid-save, say), or None when it is complete."""
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "its trainer_state.json is missing or cut off"
+    if not isinstance(state, dict) or "global_step" not in state:
+        return "its trainer_state.json holds no step"
+    if not any((folder / w).is_file() and (folder / w).stat().st_size > 0 for w in CHECKPOINT_WEIGHTS):
+        return "it holds no weights"
+    if not (folder / "optimizer.pt").is_file() or (folder / "optimizer.pt").stat().st_size == 0:
+        return "it holds no optimizer state"
+    return None
+
+
+def last_complete_checkpoint(checkpoints: Path, verbose: bool = False) -> str | None:
+    """The newest checkpoint-N folder that is complete (incomplete ones are named and skipped), or None."""
+    folders = sorted((p for p in checkpoints.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()),
+                     key=lambda p: int(p.name[11:]), reverse=True) if checkpoints.is_dir() else []
+    for folder in folders:
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        if verbose:
+            print(f"resume: skipping {folder} ({problem}); trying the one before it")
+    return None
+
+
+def died_line(run: Run) -> str:
+    """One line for a run whose process died while training: at which step, and what is left to resume or load."""
+    step = run.history[-1]["step"] if run.history else 0
+    last = last_complete_checkpoint(run.path / "checkpoints")
+    left = (f"resume it from {Path(last).name} with `python -m llmcourse train --resume {run.name}` "
+            f"(Python: train(resume={run.name!r}))" if last else
+            "it left no complete checkpoint, so nothing can be resumed: train it again, and delete this one with "
+            f"`python -m llmcourse runs delete {run.name}`")
+    return f"{run.name}: died at step {step} (its process {run.pid} is gone); {left}."
+
+
+def delete_run(name_or_path, force: bool = False) -> tuple[Path, int]:
+    """Delete one run folder (only one the course wrote, see made_by_the_course); returns (its path, bytes freed).
+
+    A symlink is refused, and so is a run still training (its process is alive) unless force=True."""
     path = Path(name_or_path).expanduser()
-    path = path if is_run(path) else runs_dir() / str(name_or_path)
-    if not is_run(path):
-        raise CourseError(f"{name_or_path!r} is not a run folder nor the exact name of a run in {runs_dir()}: "
-                          "nothing was deleted (`python -m llmcourse runs` lists the names).")
+    path = path if is_run(path) or path.is_symlink() else runs_dir() / str(name_or_path)
+    if path.is_symlink():
+        raise CourseError(f"{path} is a symbolic link: delete the run folder it points to by its own path, or remove "
+                          "the link yourself; nothing was deleted.")
+    if not made_by_the_course(path):
+        why = "its run.json is not a record the course wrote" if is_run(path) else "it is not a run folder nor the " \
+              f"exact name of a run in {runs_dir()}"
+        raise CourseError(f"{name_or_path!r}: {why}, so nothing was deleted (`python -m llmcourse runs` lists the runs).")
+    pid = _read_json(path / RECORD).get("pid")
+    if not force and _read_json(path / RECORD).get("status") == "running" and process_alive(pid):
+        raise CourseError(f"{path.name} is still training (process {pid}): stop it first, or pass force=True "
+                          "(CLI: --force) to delete it anyway.")
     size = disk_size(path)
     shutil.rmtree(path)
     return path, size
@@ -275,7 +393,7 @@ def prune_runs(folder=None) -> list[tuple[Path, int]]:
     freed = []
     for run in list_runs(folder=folder):
         checkpoints = run.path / "checkpoints"
-        if run.status == "finished" and checkpoints.is_dir():
+        if run.status == "finished" and checkpoints.is_dir() and made_by_the_course(run.path):
             size = disk_size(checkpoints)
             shutil.rmtree(checkpoints)
             freed.append((checkpoints, size))

@@ -27,7 +27,8 @@ from llmcourse.training.lora import record_adapter_base
 from llmcourse.training.lowmem import keeps_model, with_savers
 from llmcourse.training.placement import fsdp, rank, resolve_precision, same_folder_on_every_process, set_threads_for_this_process
 from llmcourse.training.preparation import prepare_data, prepare_model
-from llmcourse.training.runs import RECORD, Run, find_run, is_run, load_run, plan_run_folder, run_folders, runs_dir, saved_config
+from llmcourse.training.runs import (RECORD, Run, find_run, is_run, last_complete_checkpoint, load_run,
+                                     made_by_the_course, plan_run_folder, run_folders, runs_dir, saved_config)
 from llmcourse.training.schedules import make_scheduler
 from llmcourse.training.compiling import (BUCKET, compile_layers, decide, method, remember,
                                           steady_tokens_per_second, uncompile_layers,
@@ -118,8 +119,6 @@ def _training_args(config: TrainConfig, path: Path, precision: str, device: torc
 def _resume_target(config: TrainConfig | None, resume) -> tuple[TrainConfig, Path, str]:
     """(config, run folder, checkpoint) to continue. resume=True: the newest run of exactly this config that holds a
     checkpoint; a run name, name prefix or folder: that run, with its own saved config unless one is given."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     if resume is True:
         if config is None:
             raise CourseError("resume=True continues the run of a config: pass it, or name the run: "
@@ -133,7 +132,7 @@ def _resume_target(config: TrainConfig | None, resume) -> tuple[TrainConfig, Pat
         candidates = [find_run(resume)]
         config = config or load_run(candidates[0]).config
     for path in candidates:
-        last = get_last_checkpoint(str(path / "checkpoints")) if (path / "checkpoints").is_dir() else None
+        last = last_complete_checkpoint(path / "checkpoints", verbose=True)
         if last is not None:
             return config, path, last
     where = candidates[0] if candidates else f"no run in {runs_dir()} with exactly this config"
@@ -175,7 +174,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     loaded_here = model is None
     model, tokenizer = prepare_model(config, model, tokenizer)
     data = prepare_data(config, tokenizer, data, verbose=verbose and main)
-    if main and replace and is_run(path):  # overwrite=True: the old run goes only now that the new one has loaded
+    if main and replace and made_by_the_course(path):  # overwrite=True: the old run goes only now that the new one has loaded
         shutil.rmtree(path)
     device = next(model.parameters()).device
     if fsdp() and torch.cuda.is_available():
@@ -200,6 +199,7 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     if checkpoint is not None and is_run(path):  # measured when it started
         before = json.loads((path / RECORD).read_text())
         run.estimate, run.started = before.get("estimate"), before.get("started") or run.started
+        run.history = load_run(path).history  # kept on disk until the resumed run logs its own (a crash keeps it)
     elif main and estimate and not fsdp():  # under FSDP the whole model is still on the CPU
         run.estimate = estimate_cost(trainer, config, precision, verbose=verbose).to_dict()
     run.compiled = _compiles(run, trainer, device, verbose=verbose and main)
