@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 
-from llmcourse.core.errors import CourseError
+from llmcourse.core.errors import CourseError, cli_hints
 from llmcourse.core.malloc import restart_tuned
 
 # command -> (module under llmcourse/cli/, one-line help)
@@ -66,7 +66,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        with cli_hints():
+            return int(args._run(args) or 0)
     except CourseError as e:  # the user's input or environment: what was wrong and what to do, already said
         if args.debug:
             traceback.print_exc()

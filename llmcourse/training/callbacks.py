@@ -166,22 +166,29 @@ class StopCallback(TrainerCallback):
 
 @contextlib.contextmanager
 def stop_on_interrupt(flag: threading.Event):
-    """While training in the main thread, the first Ctrl-C / notebook stop button sets `flag`; a second one aborts."""
+    """While training in the main thread, the first Ctrl-C, notebook stop button or SIGTERM (a kernel restart, a
+    closed terminal, a job scheduler) sets `flag`, so the run stops after the current step with a checkpoint; a
+    second one aborts at once. Yields the list of signals received."""
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
     def handler(signum, frame):
-        if flag.is_set():  # second press: stop right now
+        if flag.is_set():  # second time: stop right now
             raise KeyboardInterrupt
         flag.set()
-        print("\nStopping after the current step (interrupt again to abort at once) ...", flush=True)
+        received.append(signum)
+        what = "SIGTERM" if signum == signal.SIGTERM else "interrupt"
+        print(f"\n{what}: stopping after the current step, with a checkpoint (send it again to abort at once) ...",
+              flush=True)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield received
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def keeps_weight_copy(trainable_params: int, rollback: bool = True) -> bool:

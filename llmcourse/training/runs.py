@@ -5,6 +5,7 @@ A run folder holds train_config.json, run.json (status, timing, precision, ...),
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -364,6 +365,37 @@ def died_line(run: Run) -> str:
             "it left no complete checkpoint, so nothing can be resumed: train it again, and delete this one with "
             f"`python -m llmcourse runs delete {run.name}`")
     return f"{run.name}: died at step {step} (its process {run.pid} is gone); {left}."
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the disk that holds `path`: the one place the run store reads it."""
+    return shutil.disk_usage(path).free
+
+
+def disk_needed(config: TrainConfig, trainable: int, total: int) -> int:
+    """Bytes a run writes at most: its final model (every weight, or only the LoRA adapter) and the checkpoints it
+    keeps (weights plus AdamW's two moments of the trainable ones), all fp32; the rotation writes a new checkpoint
+    before it deletes the oldest, and a stopped run writes one."""
+    weights = 4 * (trainable if config.lora else total)
+    checkpoints = (config.save_total_limit + 1) if config.save_steps else 1
+    return (weights if config.save_model else 0) + checkpoints * (weights + 8 * trainable)
+
+
+def check_free_space(run: Run) -> None:
+    """Refuse a run, before it trains, that would fill the disk while saving."""
+    need, free = disk_needed(run.config, run.trainable_params, run.total_params), free_bytes(run.path)
+    if free < need * 1.1:
+        raise CourseError(f"Not enough disk space for this run: {run.path.parent} has {free / 2**20:.0f} MB free, and "
+                          f"the run will write about {need / 2**20:.0f} MB (its model and checkpoints). Free some space "
+                          "(`python -m llmcourse runs prune` deletes finished runs' checkpoints), or point "
+                          "LLMCOURSE_RUNS at a bigger disk.")
+
+
+def release_folder(path: Path) -> None:
+    """Take back a run folder reserved for a run that never started: only while it is still empty."""
+    for folder in (path / "checkpoints", path):
+        with contextlib.suppress(OSError):  # not empty, or gone: leave it
+            folder.rmdir()
 
 
 def delete_run(name_or_path, force: bool = False) -> tuple[Path, int]:

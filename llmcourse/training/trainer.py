@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import shutil
+import signal
 import threading
 import warnings
 from datetime import datetime
@@ -20,15 +22,16 @@ from pathlib import Path
 import torch
 
 from llmcourse.training.config import TrainConfig
-from llmcourse.core.errors import CourseError
+from llmcourse.core.errors import CourseError, say_call
 from llmcourse.core.hardware import releases_memory
 from llmcourse.training.losses import can_skip_unlabelled_logits, labelled_token_loss
 from llmcourse.training.lora import record_adapter_base
 from llmcourse.training.lowmem import keeps_model, with_savers
 from llmcourse.training.placement import fsdp, rank, resolve_precision, same_folder_on_every_process, set_threads_for_this_process
 from llmcourse.training.preparation import prepare_data, prepare_model
-from llmcourse.training.runs import (RECORD, Run, find_run, is_run, last_complete_checkpoint, load_run,
-                                     made_by_the_course, plan_run_folder, run_folders, runs_dir, saved_config)
+from llmcourse.training.runs import (RECORD, Run, check_free_space, find_run, is_run, last_complete_checkpoint,
+                                     load_run, made_by_the_course, plan_run_folder, release_folder, run_folders,
+                                     runs_dir, saved_config)
 from llmcourse.training.schedules import make_scheduler
 from llmcourse.training.compiling import (BUCKET, compile_layers, decide, method, remember,
                                           steady_tokens_per_second, uncompile_layers,
@@ -169,11 +172,16 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
         config = with_savers(config or TrainConfig(), verbose=verbose and main)  # LLMCOURSE_LOW_MEMORY, little RAM
         path, replace = plan_run_folder(config, overwrite) if main else (None, False)
         path = same_folder_on_every_process(path)
-    set_seed(config.seed)
-    set_threads_for_this_process()
-    loaded_here = model is None
-    model, tokenizer = prepare_model(config, model, tokenizer)
-    data = prepare_data(config, tokenizer, data, verbose=verbose and main)
+    try:
+        set_seed(config.seed)
+        set_threads_for_this_process()
+        loaded_here = model is None
+        model, tokenizer = prepare_model(config, model, tokenizer)
+        data = prepare_data(config, tokenizer, data, verbose=verbose and main)
+    except BaseException:
+        if main and checkpoint is None and not config.output_dir:
+            release_folder(path)  # the name goes back: a typo in the data path does not make the next run "-2"
+        raise
     if main and replace and made_by_the_course(path):  # overwrite=True: the old run goes only now that the new one has loaded
         shutil.rmtree(path)
     device = next(model.parameters()).device
@@ -183,6 +191,13 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     run = Run(config=config, path=path, precision=precision, device=str(device), model=model, tokenizer=tokenizer,
               trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
               total_params=sum(p.numel() for p in model.parameters()), started=datetime.now().isoformat())
+    if main:
+        try:
+            check_free_space(run)
+        except CourseError:
+            if checkpoint is None and not config.output_dir:
+                release_folder(path)
+            raise
     flag = stop or threading.Event()
     stopper, guard = StopCallback(flag), DivergenceGuard(config.divergence_factor, rollback=config.divergence_rollback)
     live = LivePlot(title=run.name, enabled=plot) if main else None
@@ -208,14 +223,14 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
         compile_layers(model)
     if main:
         run.save()
-    timing = {}
+    timing, signals = {}, []
     try:
-        with watch_compiling() as timing, stop_on_interrupt(flag), _quiet_transformers():
+        with watch_compiling() as timing, stop_on_interrupt(flag) as signals, _quiet_transformers():
             trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
         run.status = "interrupted"
-        run.message = ("Aborted in the middle of a step: the weights in memory may be half-updated and were not "
-                       f"saved. Continue from the last checkpoint (if any) with train(resume={_resume_name(run)!r}).")
+        run.message = "Aborted in the middle of a step: the weights in memory may be half-updated and were not saved. "
+        run.message += _what_is_left(run)
     except BaseException as e:
         run.status, run.message = "crashed", f"{type(e).__name__}: {e}"
         if run.compiled:
@@ -231,7 +246,18 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     _finish(run, trainer, live, main, verbose)
     if main and not keeps_model(run, loaded_here):
         run.model = None  # low-memory mode: load_model(run.path) brings it back
+    if signal.SIGTERM in signals:  # asked to end: the checkpoint and record are saved, now end as asked
+        signal.raise_signal(signal.SIGTERM)
     return run
+
+
+def _what_is_left(run: Run) -> str:
+    """What a run that ended early left on disk, and the call that continues it."""
+    last = last_complete_checkpoint(run.path / "checkpoints")
+    if last is None:
+        return "No checkpoint was saved, so nothing can be resumed: start the run again."
+    call = say_call(f"train(resume={_resume_name(run)!r})", f"train --resume {_resume_name(run)}")
+    return f"The last complete checkpoint is {Path(last).name}: {call} continues from it."
 
 
 @contextlib.contextmanager
@@ -301,8 +327,9 @@ def _set_outcome(run: Run, trainer, stopper, guard) -> None:
                        f"for this setting. {kept} Try learning_rate={lr / 10:.1e}.")
     elif stopper.stopped_at is not None and trainer.state.global_step < trainer.state.max_steps:
         run.status = "stopped"
+        call = say_call(f"train(resume={_resume_name(run)!r})", f"train --resume {_resume_name(run)}")
         run.message = (f"Stopped at step {stopper.stopped_at} of {trainer.state.max_steps}; a checkpoint was saved, "
-                       f"so train(resume={_resume_name(run)!r}) continues exactly from here.")
+                       f"so {call} continues exactly from here.")
     else:
         run.status, run.message = "finished", ""
 
@@ -325,6 +352,23 @@ def _no_rollback(run: Run, good_step: int) -> str:
     return f"No copy of the earlier weights was kept ({why}); {back}."
 
 
+def _save_model(run: Run, trainer, main: bool) -> None:
+    """The final model into model.partial/, renamed to model/ once complete: model/ is whole or absent."""
+    partial, final = run.path / "model.partial", run.path / "model"
+    with _quiet_transformers():
+        trainer.save_model(str(partial))  # every rank must call it; only the main one writes
+    if not main:
+        return
+    if hasattr(run.model, "peft_config"):
+        record_adapter_base(partial, run.model, run.config)
+    old = run.path / "model.old"  # a resumed run's earlier model (saved when it stopped) goes once the new one is whole
+    if final.is_dir():
+        os.replace(final, old)
+    os.replace(partial, final)
+    if old.is_dir():
+        shutil.rmtree(old)
+
+
 def _finish(run: Run, trainer, live, main: bool, verbose: bool) -> None:
     """Fill in the record from Trainer's state; on the main process save the model, history and plot."""
     run.history = history_rows(trainer.state.log_history)
@@ -333,10 +377,14 @@ def _finish(run: Run, trainer, live, main: bool, verbose: bool) -> None:
     if torch.cuda.is_available():
         run.peak_memory_mb = round(torch.cuda.max_memory_allocated() / 2**20)
     if run.status in ("finished", "stopped", "diverged") and run.config.save_model:
-        with _quiet_transformers():
-            trainer.save_model(str(run.path / "model"))  # every rank must call it; only the main one writes
-        if main and hasattr(run.model, "peft_config"):
-            record_adapter_base(run.path / "model", run.model, run.config)
+        try:
+            _save_model(run, trainer, main)
+        except BaseException as e:  # Ctrl-C, a full disk: say what is left, then let it go on up
+            run.status = "crashed"
+            run.message = f"Saving the model failed ({type(e).__name__}: {e}), so there is no model/. {_what_is_left(run)}"
+            if main:
+                run.save()
+            raise
     if not main:
         return
     checkpoints = run.path / "checkpoints"
