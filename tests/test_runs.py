@@ -220,6 +220,9 @@ def test_resume_skips_a_checkpoint_cut_off_mid_save_and_continues_the_history(ru
                                        "missing or cut off); trying the one before it\n")
     resumed = train(resume="cut", data=DATA, verbose=False, estimate=False)
     assert resumed.status == "finished" and [r["step"] for r in resumed.history if r.get("loss") is not None] == steps
+    # the cut-off one was set aside before the rotation ran, so the rotation kept two complete checkpoints
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2", "checkpoint-3", "incomplete-checkpoint-3"]
+    assert last_complete_checkpoint(checkpoints) == str(checkpoints / "checkpoint-3")
 
 
 def test_two_runs_started_at_the_same_moment_get_a_folder_each(runs_in_tmp, tmp_path):

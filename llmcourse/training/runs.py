@@ -55,6 +55,7 @@ class Run:
     pid: int | None = None  # the process training it, while it is "running" (a dead one means the run died)
     model: object = field(default=None, repr=False, compare=False)  # trained model in memory; None in low-memory mode
     tokenizer: object = field(default=None, repr=False, compare=False)
+    session: object = field(default=None, repr=False, compare=False)  # while prepared and fitting: the Trainer etc.
 
     @property
     def name(self) -> str:
@@ -245,7 +246,7 @@ def load_run(name_or_path) -> Run:
         raise CourseError(f"{path}: run.json and train_config.json must each hold a JSON object; the run record is "
                           f"damaged. Delete the folder if you no longer need it.")
     history = _read_json(path / "history.json") if (path / "history.json").is_file() else []
-    fields = {f.name for f in dataclasses.fields(Run)} - {"config", "path", "history", "model", "tokenizer"}
+    fields = set(RECORD_FIELDS)
     try:
         return Run(config=TrainConfig.from_dict(config), path=path, history=history,
                    **{k: v for k, v in record.items() if k in fields})
@@ -341,6 +342,18 @@ def checkpoint_problem(folder: Path) -> str | None:
     if not (folder / "optimizer.pt").is_file() or (folder / "optimizer.pt").stat().st_size == 0:
         return "it holds no optimizer state"
     return None
+
+
+def set_aside_incomplete_checkpoints(checkpoints: Path) -> list[Path]:
+    """Rename each cut-off checkpoint-N to incomplete-checkpoint-N (kept, out of the rotation's and resume's way)."""
+    moved = []
+    for folder in sorted(checkpoints.glob("checkpoint-*")) if checkpoints.is_dir() else []:
+        if folder.is_dir() and checkpoint_problem(folder):
+            target = folder.with_name("incomplete-" + folder.name)
+            if not target.exists():
+                os.replace(folder, target)
+                moved.append(target)
+    return moved
 
 
 def last_complete_checkpoint(checkpoints: Path, verbose: bool = False) -> str | None:

@@ -16,6 +16,7 @@ import shutil
 import signal
 import threading
 import warnings
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from llmcourse.training.placement import fsdp, rank, resolve_precision, same_fol
 from llmcourse.training.preparation import prepare_data, prepare_model
 from llmcourse.training.runs import (RECORD, Run, check_free_space, find_run, is_run, last_complete_checkpoint,
                                      load_run, made_by_the_course, plan_run_folder, release_folder, run_folders,
-                                     runs_dir, saved_config)
+                                     runs_dir, saved_config, set_aside_incomplete_checkpoints)
 from llmcourse.training.schedules import make_scheduler
 from llmcourse.training.compiling import (BUCKET, compile_layers, decide, method, remember,
                                           steady_tokens_per_second, uncompile_layers,
@@ -83,6 +84,13 @@ def _trainer_class():
             super()._save(output_dir, state_dict)
             with contextlib.suppress(FileNotFoundError):
                 (Path(output_dir or self.args.output_dir) / "training_args.bin").unlink()
+
+        def _save_checkpoint(self, model, trial):
+            # A checkpoint cut off by an earlier kill must not count towards save_total_limit, or the rotation
+            # would delete a complete one and keep it: it is set aside (renamed, never deleted) first
+            if self.args.should_save:
+                set_aside_incomplete_checkpoints(Path(self.args.output_dir))
+            super()._save_checkpoint(model, trial)
 
         def create_scheduler(self, num_training_steps, optimizer=None):
             if self.lr_scheduler is None:
@@ -143,6 +151,22 @@ def _resume_target(config: TrainConfig | None, resume) -> tuple[TrainConfig, Pat
                       "Ctrl-C) or every save_steps steps; start it again without resume.")
 
 
+@dataclass
+class Session:
+    """What fit() and finish() need beside the Run's record: the Trainer, the course's callbacks, how it began."""
+    trainer: object
+    stopper: object
+    guard: object
+    live: object
+    stop: threading.Event
+    checkpoint: str | None  # resuming from this checkpoint folder, or None
+    main: bool  # the process that prints and saves (rank 0)
+    verbose: bool
+    loaded_here: bool  # train() loaded the model itself (low-memory mode may then let it go at the end)
+    timing: dict = field(default_factory=dict)  # torch.compile's seconds and problems
+    signals: list = field(default_factory=list)  # SIGINT / SIGTERM received while fitting
+
+
 @releases_memory
 def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data=None, resume=False, overwrite=False,
           callbacks=(), plot: bool | None = None, stop: threading.Event | None = None, estimate: bool = True,
@@ -159,94 +183,135 @@ def train(config: TrainConfig | None = None, *, model=None, tokenizer=None, data
     Ctrl-C, the notebook's stop button or setting `stop` end the run after the current step with a checkpoint.
     plot: live loss plot (default: in notebooks only). lr_lambda: a custom multiplier schedule (range test).
     """
-    from transformers import PrinterCallback, set_seed
+    run = prepare_run(config, model=model, tokenizer=tokenizer, data=data, resume=resume, overwrite=overwrite,
+                      callbacks=callbacks, plot=plot, stop=stop, estimate=estimate, verbose=verbose, lr_lambda=lr_lambda)
+    fit(run)
+    return finish(run)
 
-    from llmcourse.training.callbacks import (DivergenceGuard, HistoryCallback, LivePlot, ProgressBar,
-                                              SkipEvalBeforeTheLast, StopCallback, stop_on_interrupt)
+
+def prepare_run(config: TrainConfig | None = None, *, model=None, tokenizer=None, data=None, resume=False,
+                overwrite=False, callbacks=(), plot: bool | None = None, stop: threading.Event | None = None,
+                estimate: bool = True, verbose: bool = True, lr_lambda=None) -> Run:
+    """Reserve the run's folder, load model and data, decide precision and compiling, build the Trainer and its
+    callbacks: the Run, recorded as running (train()'s arguments)."""
+    from transformers import set_seed
 
     main = rank() == 0
-    replace, checkpoint = False, None
-    if resume:
-        config, path, checkpoint = _resume_target(config, resume)
-    else:
-        config = with_savers(config or TrainConfig(), verbose=verbose and main)  # LLMCOURSE_LOW_MEMORY, little RAM
-        path, replace = plan_run_folder(config, overwrite) if main else (None, False)
-        path = same_folder_on_every_process(path)
+    config, path, replace, checkpoint = _run_folder(config, resume, overwrite, verbose and main)
     try:
         set_seed(config.seed)
         set_threads_for_this_process()
-        loaded_here = model is None
-        model, tokenizer = prepare_model(config, model, tokenizer)
-        data = prepare_data(config, tokenizer, data, verbose=verbose and main)
+        model_and_tokenizer = prepare_model(config, model, tokenizer)
+        data = prepare_data(config, model_and_tokenizer[1], data, verbose=verbose and main)
+        run = _new_run(config, path, *model_and_tokenizer)
+        if main:
+            check_free_space(run)
     except BaseException:
         if main and checkpoint is None and not config.output_dir:
             release_folder(path)  # the name goes back: a typo in the data path does not make the next run "-2"
         raise
-    if main and replace and made_by_the_course(path):  # overwrite=True: the old run goes only now that the new one has loaded
+    if main and replace and made_by_the_course(path):  # overwrite=True: the old run goes only now the new one loaded
         shutil.rmtree(path)
+    run.session = _session(run, data, checkpoint, callbacks, plot, stop, lr_lambda, main, verbose, model is None)
+    _measure(run, estimate)
+    if main:
+        run.save()
+    return run
+
+
+def _run_folder(config: TrainConfig | None, resume, overwrite: bool, verbose: bool):
+    """(config, run folder, whether an old run there is replaced, the checkpoint to resume from or None)."""
+    if resume:
+        config, path, checkpoint = _resume_target(config, resume)
+        return config, path, False, checkpoint
+    config = with_savers(config or TrainConfig(), verbose=verbose)  # LLMCOURSE_LOW_MEMORY, little RAM
+    path, replace = plan_run_folder(config, overwrite) if rank() == 0 else (None, False)
+    return config, same_folder_on_every_process(path), replace, None
+
+
+def _new_run(config: TrainConfig, path: Path, model, tokenizer) -> Run:
     device = next(model.parameters()).device
     if fsdp() and torch.cuda.is_available():
         device = torch.device("cuda")  # still on the CPU here; FSDP moves the shards to the GPUs
-    precision = resolve_precision(config.precision, device)
-    run = Run(config=config, path=path, precision=precision, device=str(device), model=model, tokenizer=tokenizer,
-              trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-              total_params=sum(p.numel() for p in model.parameters()), started=datetime.now().isoformat())
-    if main:
-        try:
-            check_free_space(run)
-        except CourseError:
-            if checkpoint is None and not config.output_dir:
-                release_folder(path)
-            raise
-    flag = stop or threading.Event()
+    return Run(config=config, path=path, precision=resolve_precision(config.precision, device), device=str(device),
+               model=model, tokenizer=tokenizer, started=datetime.now().isoformat(),
+               trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+               total_params=sum(p.numel() for p in model.parameters()))
+
+
+def _session(run: Run, data, checkpoint, callbacks, plot, stop, lr_lambda, main: bool, verbose: bool,
+             loaded_here: bool) -> Session:
+    """The Trainer with the course's callbacks: history, stop (button, Ctrl-C, SIGTERM), divergence, progress, plot."""
+    from transformers import PrinterCallback
+
+    from llmcourse.training.callbacks import (DivergenceGuard, HistoryCallback, LivePlot, ProgressBar,
+                                              SkipEvalBeforeTheLast, StopCallback)
+
+    config, flag = run.config, stop or threading.Event()
     stopper, guard = StopCallback(flag), DivergenceGuard(config.divergence_factor, rollback=config.divergence_rollback)
     live = LivePlot(title=run.name, enabled=plot) if main else None
     extra = [ProgressBar(run.name)] if verbose else []
+    args = _training_args(config, run.path, run.precision, torch.device(run.device), data["validation"] is not None,
+                          resuming=checkpoint is not None)
     trainer = _trainer_class()(
-        model=model, args=_training_args(config, path, precision, device, data["validation"] is not None,
-                                         resuming=checkpoint is not None),
-        train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
-        data_collator=_collator(tokenizer), course_config=config, lr_lambda=lr_lambda,
-        callbacks=[HistoryCallback(run), SkipEvalBeforeTheLast(), stopper, guard, *extra, *([live] if live else []),
-                   *callbacks])
+        model=run.model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
+        processing_class=run.tokenizer, data_collator=_collator(run.tokenizer), course_config=config,
+        lr_lambda=lr_lambda, callbacks=[HistoryCallback(run), SkipEvalBeforeTheLast(), stopper, guard, *extra,
+                                        *([live] if live else []), *callbacks])
     trainer.remove_callback(PrinterCallback)
     guard.step_loss = trainer.step_loss
-    if checkpoint is not None and is_run(path):  # measured when it started
-        before = json.loads((path / RECORD).read_text())
+    return Session(trainer, stopper, guard, live, flag, checkpoint, main, verbose, loaded_here)
+
+
+def _measure(run: Run, estimate: bool) -> None:
+    """The cost estimate (a resumed run keeps the one made when it started) and whether to compile."""
+    s = run.session
+    if s.checkpoint is not None and is_run(run.path):
+        before = json.loads((run.path / RECORD).read_text())
         run.estimate, run.started = before.get("estimate"), before.get("started") or run.started
-        run.history = load_run(path).history  # kept on disk until the resumed run logs its own (a crash keeps it)
-    elif main and estimate and not fsdp():  # under FSDP the whole model is still on the CPU
-        run.estimate = estimate_cost(trainer, config, precision, verbose=verbose).to_dict()
-    run.compiled = _compiles(run, trainer, device, verbose=verbose and main)
+        run.history = load_run(run.path).history  # kept on disk until the resumed run logs its own (a crash keeps it)
+    elif s.main and estimate and not fsdp():  # under FSDP the whole model is still on the CPU
+        run.estimate = estimate_cost(s.trainer, run.config, run.precision, verbose=s.verbose).to_dict()
+    run.compiled = _compiles(run, s.trainer, torch.device(run.device), verbose=s.verbose and s.main)
     if run.compiled:
-        trainer.data_collator.pad_to_multiple_of = BUCKET  # dynamic shapes serve every length; 8 aligns rows cheaply
-        compile_layers(model)
-    if main:
-        run.save()
-    timing, signals = {}, []
+        s.trainer.data_collator.pad_to_multiple_of = BUCKET  # dynamic shapes serve every length; 8 aligns rows
+        compile_layers(run.model)
+
+
+def fit(run: Run) -> Run:
+    """Train a prepared run. The Stop button, Ctrl-C and SIGTERM end it after the current step with a checkpoint; a
+    second one aborts; a divergence rolls back; a crash is recorded and saved (finish), then raised."""
+    from llmcourse.training.callbacks import stop_on_interrupt
+
+    s = run.session
     try:
-        with watch_compiling() as timing, stop_on_interrupt(flag) as signals, _quiet_transformers():
-            trainer.train(resume_from_checkpoint=checkpoint)
+        with watch_compiling() as s.timing, stop_on_interrupt(s.stop) as s.signals, _quiet_transformers():
+            s.trainer.train(resume_from_checkpoint=s.checkpoint)
     except KeyboardInterrupt:
         run.status = "interrupted"
         run.message = "Aborted in the middle of a step: the weights in memory may be half-updated and were not saved. "
         run.message += _what_is_left(run)
     except BaseException as e:
         run.status, run.message = "crashed", f"{type(e).__name__}: {e}"
-        if run.compiled:
-            _uncompile(run, timing)
-        _finish(run, trainer, live, main, verbose)
+        finish(run)
         raise
     else:
-        _set_outcome(run, trainer, stopper, guard)
+        _set_outcome(run, s.trainer, s.stopper, s.guard)
+    return run
+
+
+def finish(run: Run) -> Run:
+    """Save a fitted run: the model (whole or not at all), record, history and plot; the Trainer goes. After a
+    SIGTERM the process then ends, as it was asked to."""
+    s, run.session = run.session, None
     if run.compiled:
-        _uncompile(run, timing)
-    if main:
-        _remember_speed(run, timing)
-    _finish(run, trainer, live, main, verbose)
-    if main and not keeps_model(run, loaded_here):
+        _uncompile(run, s.timing)
+    if s.main:
+        _remember_speed(run, s.timing)
+    _save_run(run, s.trainer, s.live, s.main, s.verbose)
+    if s.main and not keeps_model(run, s.loaded_here):
         run.model = None  # low-memory mode: load_model(run.path) brings it back
-    if signal.SIGTERM in signals:  # asked to end: the checkpoint and record are saved, now end as asked
+    if signal.SIGTERM in s.signals and run.status != "crashed":  # the checkpoint and record are saved: now end
         signal.raise_signal(signal.SIGTERM)
     return run
 
@@ -369,7 +434,7 @@ def _save_model(run: Run, trainer, main: bool) -> None:
         shutil.rmtree(old)
 
 
-def _finish(run: Run, trainer, live, main: bool, verbose: bool) -> None:
+def _save_run(run: Run, trainer, live, main: bool, verbose: bool) -> None:
     """Fill in the record from Trainer's state; on the main process save the model, history and plot."""
     run.history = history_rows(trainer.state.log_history)
     run.tokens = trainer.state.num_input_tokens_seen
