@@ -89,6 +89,9 @@ def test_compare_pair_pairs_two_results_question_by_question():
     assert (diff.n, round(diff.mean, 4), diff.metric) == (3, 0.6667, "key_fact")
     assert str(diff).startswith("tuned \u2212 base (key fact): +0.67")
     assert compare_pair(base, tuned, split="unseen").n == 1
+    base.table["loss"], tuned.table["loss"] = [3.0, 2.0, 4.0], [1.0, 0.5, 1.5]  # lower is better for a loss
+    loss = compare_pair(base, tuned, metric="loss")
+    assert loss.settles and loss.mean == -2.0 and str(loss).endswith(": tuned is better")
     other = EvalResult("other", base.table.iloc[:2], base.summary)
     with pytest.raises(CourseError, match="same questions"):
         compare_pair(base, other)

@@ -20,7 +20,7 @@ def compare_results(results: list, metrics=("exact_match", "token_f1", "key_fact
         frame = r.summary.loc[splits, ["n"]].copy()
         for m in [m for m in metrics if m in r.summary]:
             frame[m] = r.summary.loc[splits, m]
-            if m in r.table:
+            if m in r.table and m not in ("loss", "perplexity"):  # those are per token, not per question
                 bounds = [metric_interval(r.table.loc[r.table["split"] == s, m], seed=seed) for s in splits]
                 frame[f"{m}_low"], frame[f"{m}_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
         frames.append(frame.assign(model=r.name))

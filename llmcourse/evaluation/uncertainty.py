@@ -92,13 +92,14 @@ class Difference:
     name_b: str = "B"
     metric: str | None = None
     confidence: float = 0.95
+    lower_is_better: bool = False  # a loss: the model with the lower score is the better one
 
     def __str__(self) -> str:
         label = f"{self.name_b} \u2212 {self.name_a}" + (f" ({self.metric.replace('_', ' ')})" if self.metric else "")
         ci = f"{round(self.confidence * 100):g}% CI {_signed(self.low)} to {_signed(self.high)}"
         head = f"{label}: {_signed(self.mean)} ({ci}, {self.n} questions)"
         if self.settles:
-            return f"{head}: {self.name_b if self.mean > 0 else self.name_a} is better"
+            return f"{head}: {self.name_b if (self.mean > 0) != self.lower_is_better else self.name_a} is better"
         if self.questions_needed is None:
             if self.low == self.high == 0:
                 return f"{head}: the same score on every question"
@@ -108,12 +109,14 @@ class Difference:
 
 
 def paired_difference(a, b, *, seed: int = 0, resamples: int = 2000, confidence: float = 0.95,
-                      name_a: str = "A", name_b: str = "B", metric: str | None = None) -> Difference:
+                      name_a: str = "A", name_b: str = "B", metric: str | None = None,
+                      lower_is_better: bool = False) -> Difference:
     """B − A question by question: `a` and `b` are two models' scores on the SAME questions, in the same order.
 
     The interval is a percentile bootstrap of the mean difference. Pairs where either score is missing (NaN)
     are left out. questions_needed = (z * sd / |mean|)^2, the sample size at which an interval of the observed
-    per-question spread `sd` would just exclude 0 (at least n + 1 while the interval does not settle it)."""
+    per-question spread `sd` would just exclude 0 (at least n + 1 while the interval does not settle it).
+    lower_is_better: for losses, where the model with the lower score is the better one."""
     a, b = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
     if a.shape != b.shape:
         raise CourseError(f"paired_difference needs two scores per question: got {a.size} and {b.size} scores.")
@@ -130,16 +133,20 @@ def paired_difference(a, b, *, seed: int = 0, resamples: int = 2000, confidence:
         needed = max(1, math.ceil((_z(confidence) * sd / abs(mean)) ** 2))
         if not settles:
             needed = max(needed, d.size + 1)
-    return Difference(mean, low, high, int(d.size), settles, needed, name_a, name_b, metric, confidence)
+    return Difference(mean, low, high, int(d.size), settles, needed, name_a, name_b, metric, confidence,
+                      lower_is_better)
 
 
 def compare_pair(result_a, result_b, metric: str = "key_fact", *, split: str | None = None, seed: int = 0,
                  resamples: int = 2000, confidence: float = 0.95) -> Difference:
-    """B − A for two `EvalResult`s on the same questions (all splits, or one `split`): see `paired_difference`."""
+    """B − A for two `EvalResult`s on the same questions (all splits, or one `split`): see `paired_difference`.
+
+    metric: a column of their tables: exact_match, token_f1, rouge_l, key_fact, judge, or loss (each answer's
+    mean loss per token, every question weighted the same; lower is better)."""
     ta, tb = result_a.table, result_b.table
     for r in (result_a, result_b):
         if metric not in r.table:
-            have = [c for c in r.table.columns if c in ("exact_match", "token_f1", "rouge_l", "key_fact", "judge")]
+            have = [c for c in r.table.columns if c in ("exact_match", "token_f1", "rouge_l", "key_fact", "judge", "loss")]
             raise CourseError(f"{r.name} has no {metric!r} score; it has {have}.")
     if list(ta["question"]) != list(tb["question"]) or list(ta["split"]) != list(tb["split"]):
         raise CourseError(f"{result_b.name} answered other questions than {result_a.name}: "
@@ -149,7 +156,7 @@ def compare_pair(result_a, result_b, metric: str = "key_fact", *, split: str | N
             raise CourseError(f"No split {split!r} in these results; they have {sorted(set(ta['split']))}.")
         ta, tb = ta[ta["split"] == split], tb[tb["split"] == split]
     return paired_difference(ta[metric], tb[metric], seed=seed, resamples=resamples, confidence=confidence,
-                             name_a=result_a.name, name_b=result_b.name, metric=metric)
+                             name_a=result_a.name, name_b=result_b.name, metric=metric, lower_is_better=metric == "loss")
 
 
 def _missing(x) -> bool:
