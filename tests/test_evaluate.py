@@ -135,6 +135,8 @@ def test_judge_agreement_reports_kappa_next_to_raw_agreement():
     agreement = judge_agreement(judge, mine)
     assert (agreement.n, agreement.agreement, round(agreement.kappa, 10), agreement.left_out) == (50, 0.7, 0.4, 1)
     assert str(agreement).endswith("; 1 without a verdict left out")
+    silent = judge_agreement([float("nan")] * 3, [1.0, 0.0, 1.0], name="mute")
+    assert silent.n == 0 and str(silent) == "mute gave no verdict on any of the 3 answers: there is no agreement to measure"
     with pytest.raises(CourseError, match="one verdict per grade"):
         judge_agreement([1.0], [1.0, 0.0])
 

@@ -180,6 +180,8 @@ class Agreement:
     against: str = "the grades"
 
     def __str__(self) -> str:
+        if self.n == 0:
+            return f"{self.name} gave no verdict on any of the {self.left_out} answers: there is no agreement to measure"
         kappa = ("undefined (one label only)" if math.isnan(self.kappa)
                  else f"{self.kappa:.2f} (0 = no better than chance, 1 = full agreement)")
         line = (f"{self.name} agrees with {self.against} on {round(self.agreement * self.n)} of {self.n} answers "
@@ -192,14 +194,15 @@ def judge_agreement(verdicts, grades, *, name: str = "the judge", against: str =
     """Raw agreement and Cohen's kappa of 1/0 verdicts against 1/0 grades of the same answers.
 
     Raw agreement alone flatters a judge that says "yes" to everything: it matches as often as answers are right.
-    Kappa is 0 for such a judge. Answers without a verdict (NaN) on either side are left out."""
+    Kappa is 0 for such a judge. Answers without a verdict (NaN) on either side are left out; with none left,
+    the Agreement has n = 0 and says so."""
     verdicts, grades = [float(v) for v in verdicts], [float(g) for g in grades]
     if len(verdicts) != len(grades):
         raise CourseError(f"judge_agreement needs one verdict per grade: got {len(verdicts)} and {len(grades)}.")
     pairs = [(v, g) for v, g in zip(verdicts, grades) if not (math.isnan(v) or math.isnan(g))]
-    if not pairs:
-        raise CourseError("judge_agreement got no answer with both a verdict and a grade.")
     n = len(pairs)
+    if n == 0:  # a small judge may give no verdict at all: say so, do not stop the notebook
+        return Agreement(0, math.nan, math.nan, math.nan, len(verdicts), name, against)
     return Agreement(n, sum(v == g for v, g in pairs) / n, cohens_kappa(*zip(*pairs)),
                      sum(g == 1 for _, g in pairs) / n, len(verdicts) - n, name, against)
 
