@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from llmcourse.core.errors import CourseError
-from llmcourse.evaluation.evaluate import (answer_loss, evaluate_model, judge_answers, question_set, score_table, summarize,
-                                worst_answers)
+from llmcourse.evaluation.evaluate import (answer_loss, evaluate_model, judge_agreement, judge_answers, question_set,
+                                          score_table, summarize, worst_answers)
 from llmcourse.models.loading import load_model
 
 ROWS = {
@@ -92,6 +92,23 @@ def test_evaluate_local_model_adds_loss_and_perplexity(data):
     assert {"loss", "perplexity"} <= set(s.columns)
     assert s.loc["all", "perplexity"] == pytest.approx(math.exp(s.loc["all", "loss"]))
     assert s.loc["all", "loss"] > 5  # an untrained 49k-word model is close to uniform: ln(49152) ~ 10.8
+    model, tok = load_model("tiny-random")
+    t = result.table  # each answer's own loss, for paired comparisons; the summary weights every token the same
+    assert t.loc[0, "loss"] == pytest.approx(answer_loss(model, tok, [t.loc[0, "question"]], [t.loc[0, "reference"]]),
+                                             rel=1e-4)
+    assert s.loc["all", "loss"] == pytest.approx(answer_loss(model, tok, list(t["question"]), list(t["reference"])),
+                                                 rel=1e-4)
+
+
+def test_answer_losses_per_row_are_the_same_without_the_fast_path(monkeypatch):
+    import llmcourse.evaluation.evaluate as ev
+
+    model, tok = load_model("tiny-random")
+    prompts, answers = ["Hi?", "A much longer question here?"], ["Hello there.", "No."]
+    fast_sums, counts = ev.answer_token_losses(model, tok, prompts, answers)
+    monkeypatch.setattr(ev, "can_skip_unlabelled_logits", lambda m: False)
+    plain_sums, plain_counts = ev.answer_token_losses(model, tok, prompts, answers)
+    assert plain_counts == counts and plain_sums == pytest.approx(fast_sums, rel=1e-4)
 
 
 def test_judge_parses_yes_no_and_marks_the_rest_unclear(data):
@@ -106,6 +123,22 @@ def test_judge_parses_yes_no_and_marks_the_rest_unclear(data):
     assert verdicts[:2] == [1.0, 0.0] and math.isnan(verdicts[2])
     result = evaluate_model(Scripted({}), data, judge=Scripted({}))
     assert result.summary["judge"].isna().all()  # "I don't know." is neither yes nor no
+
+
+def test_judge_agreement_reports_kappa_next_to_raw_agreement():
+    always_yes = judge_agreement([1.0] * 16, [1.0] * 10 + [0.0] * 6, name="yes-judge", against="key fact")
+    assert (always_yes.n, always_yes.agreement, always_yes.kappa, always_yes.always_yes) == (16, 0.625, 0.0, 0.625)
+    assert str(always_yes).startswith("yes-judge agrees with key fact on 10 of 16 answers (62%); Cohen's kappa 0.00")
+    # [[20, 5], [10, 15]]: observed 0.7, chance 0.5, kappa 0.4; one answer without a verdict is left out
+    judge = [1.0] * 25 + [0.0] * 25 + [float("nan")]
+    mine = [1.0] * 20 + [0.0] * 5 + [1.0] * 10 + [0.0] * 15 + [1.0]
+    agreement = judge_agreement(judge, mine)
+    assert (agreement.n, agreement.agreement, round(agreement.kappa, 10), agreement.left_out) == (50, 0.7, 0.4, 1)
+    assert str(agreement).endswith("; 1 without a verdict left out")
+    silent = judge_agreement([float("nan")] * 3, [1.0, 0.0, 1.0], name="mute")
+    assert silent.n == 0 and str(silent) == "mute gave no verdict on any of the 3 answers: there is no agreement to measure"
+    with pytest.raises(CourseError, match="one verdict per grade"):
+        judge_agreement([1.0], [1.0, 0.0])
 
 
 def test_worst_answers_are_grouped_by_split(data):

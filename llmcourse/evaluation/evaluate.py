@@ -19,9 +19,11 @@ from llmcourse.core.errors import CourseError
 from llmcourse.core.fastmode import capped
 from llmcourse.core.paths import BUNDLED
 from llmcourse.evaluation.metrics import score_answer
+from llmcourse.evaluation.uncertainty import cohens_kappa
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.data.tokenization import Collator, IGNORE, tokenize_example
-from llmcourse.training.losses import can_skip_unlabelled_logits, labelled_token_loss
+from llmcourse.training.losses import can_skip_unlabelled_logits, linear_cross_entropy
+from llmcourse.models.loading import base_model
 from llmcourse.models.backends import LocalLLM
 from llmcourse.models.retrieval import RetrievalLLM, Retriever
 
@@ -104,12 +106,19 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 def answer_loss(model, tokenizer, prompts: list[str], completions: list[str], *, template: str = "chat",
                 batch_size: int = 16, max_length: int = 256) -> float:
     """Mean cross-entropy per answer token of the reference answers (exp of it is the perplexity)."""
+    sums, counts = answer_token_losses(model, tokenizer, prompts, completions, template=template,
+                                       batch_size=batch_size, max_length=max_length)
+    return sum(sums) / max(sum(counts), 1)
+
+
+def answer_token_losses(model, tokenizer, prompts: list[str], completions: list[str], *, template: str = "chat",
+                        batch_size: int = 16, max_length: int = 256) -> tuple[list[float], list[int]]:
+    """For each (prompt, completion): the summed cross-entropy of its answer tokens, and how many there are."""
     import torch
 
     fast = can_skip_unlabelled_logits(model)
-
     rows = [tokenize_example(p, c, tokenizer, template=template, max_length=max_length) for p, c in zip(prompts, completions)]
-    device, total, count = next(model.parameters()).device, 0.0, 0
+    device, sums, counts = next(model.parameters()).device, [], []
     collate = Collator(tokenizer.pad_token_id)
     was_training = model.training
     model.eval()
@@ -118,15 +127,35 @@ def answer_loss(model, tokenizer, prompts: list[str], completions: list[str], *,
             batch = collate([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows[start:start + batch_size]])
             batch = {k: v.to(device) for k, v in batch.items()}
             labels = batch["labels"][:, 1:]
-            if fast:  # the vocabulary projection only at answer positions (the same sum, less work and memory)
-                total += labelled_token_loss(model, batch, num_items_in_batch=1).item()
+            keep = labels != IGNORE
+            if fast:  # the vocabulary projection only at answer positions (the same sums, less work and memory)
+                sums += _row_sums(model, batch, keep)
             else:
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
-                total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                           ignore_index=IGNORE, reduction="sum").item()
-            count += int((labels != IGNORE).sum())
+                per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE,
+                                                              reduction="none")
+                sums += per_token.sum(dim=1).tolist()
+            counts += keep.sum(dim=1).tolist()
     model.train(was_training)
-    return total / max(count, 1)
+    return sums, [int(c) for c in counts]
+
+
+def _row_sums(model, batch, keep) -> list[float]:
+    """Each row's summed answer-token loss from one decoder pass over the batch (logits only where labels are)."""
+    import torch
+
+    base = base_model(model)
+    hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                use_cache=False).last_hidden_state[:, :-1]
+    targets, head = batch["labels"][:, 1:], base.get_output_embeddings()
+    out = []
+    for i in range(hidden.shape[0]):
+        h, t = hidden[i][keep[i]], targets[i][keep[i]]
+        if type(head) is torch.nn.Linear and head.bias is None:
+            out.append(linear_cross_entropy(h, head.weight, t).item())
+        else:
+            out.append(torch.nn.functional.cross_entropy(head(h).float(), t, reduction="sum").item())
+    return out
 
 
 def judge_answers(judge, table: pd.DataFrame) -> list[float]:
@@ -137,6 +166,45 @@ def judge_answers(judge, table: pd.DataFrame) -> list[float]:
     prompts = [JUDGE_PROMPT.format(question=q, reference=r, prediction=p)
                for q, r, p in zip(table["question"], table["reference"], table["prediction"])]
     return [_verdict(reply) for reply in judge.complete(prompts)]
+
+
+@dataclass
+class Agreement:
+    """How often a judge's verdicts match other grades (yours, or a metric's), and Cohen's kappa beyond chance."""
+    n: int
+    agreement: float
+    kappa: float
+    always_yes: float
+    left_out: int = 0
+    name: str = "the judge"
+    against: str = "the grades"
+
+    def __str__(self) -> str:
+        if self.n == 0:
+            return f"{self.name} gave no verdict on any of the {self.left_out} answers: there is no agreement to measure"
+        kappa = ("undefined (one label only)" if math.isnan(self.kappa)
+                 else f"{self.kappa:.2f} (0 = no better than chance, 1 = full agreement)")
+        line = (f"{self.name} agrees with {self.against} on {round(self.agreement * self.n)} of {self.n} answers "
+                f"({self.agreement:.0%}); Cohen's kappa {kappa}; "
+                f"a judge that always said yes would agree on {self.always_yes:.0%}")
+        return line + (f"; {self.left_out} without a verdict left out" if self.left_out else "")
+
+
+def judge_agreement(verdicts, grades, *, name: str = "the judge", against: str = "the grades") -> Agreement:
+    """Raw agreement and Cohen's kappa of 1/0 verdicts against 1/0 grades of the same answers.
+
+    Raw agreement alone flatters a judge that says "yes" to everything: it matches as often as answers are right.
+    Kappa is 0 for such a judge. Answers without a verdict (NaN) on either side are left out; with none left,
+    the Agreement has n = 0 and says so."""
+    verdicts, grades = [float(v) for v in verdicts], [float(g) for g in grades]
+    if len(verdicts) != len(grades):
+        raise CourseError(f"judge_agreement needs one verdict per grade: got {len(verdicts)} and {len(grades)}.")
+    pairs = [(v, g) for v, g in zip(verdicts, grades) if not (math.isnan(v) or math.isnan(g))]
+    n = len(pairs)
+    if n == 0:  # a small judge may give no verdict at all: say so, do not stop the notebook
+        return Agreement(0, math.nan, math.nan, math.nan, len(verdicts), name, against)
+    return Agreement(n, sum(v == g for v, g in pairs) / n, cohens_kappa(*zip(*pairs)),
+                     sum(g == 1 for _, g in pairs) / n, len(verdicts) - n, name, against)
 
 
 def _verdict(reply: str) -> float:
@@ -180,9 +248,11 @@ def evaluate_model(model=BUNDLED, data="kettlebird", *, splits=("test", "unseen"
     summary = summarize(table)
     local = getattr(base, "model", None)
     if loss and local is not None and llm is base:  # loss of the model alone: meaningless next to retrieval answers
+        sums, counts = answer_token_losses(local, base.tokenizer, list(table["question"]), list(table["reference"]),
+                                           template=base.template, batch_size=batch_size or 16)
+        table["loss"] = [s / max(c, 1) for s, c in zip(sums, counts)]  # per answer: for paired comparisons
         for split, part in list(table.groupby("split", sort=False)) + [("all", table)]:
-            value = answer_loss(local, base.tokenizer, list(part["question"]), list(part["reference"]),
-                                template=base.template, batch_size=batch_size or 16)
+            value = sum(sums[i] for i in part.index) / max(sum(counts[i] for i in part.index), 1)  # per token
             summary.loc[split, "loss"], summary.loc[split, "perplexity"] = value, math.exp(min(value, 50))
     info = {"model": name or llm.name, "questions": len(table), "seconds": round(seconds, 1),
             "max_new_tokens": max_new_tokens, "template": getattr(base, "template", None),

@@ -1,7 +1,9 @@
 """Text metrics for generated answers: exact match, token F1, ROUGE-L and "contains the key fact".
 
-Every metric compares a model's `prediction` with the `reference` answer (never with itself or the
-question: the original course's exact-match loop made that mistake and scored every answer 1.0).
+Every metric compares a model's `prediction` with the `reference` answer, after normalising both. The
+original course's exact-match loop did neither: it compared raw strings, and each reference with a stale
+`generated_answer` left over from an earlier cell instead of the answer just generated, so it scored about 0
+whatever the model could do (notebook 04, section 2, replays it).
 """
 from __future__ import annotations
 
