@@ -18,6 +18,7 @@ _EXPORTS = {
     "llmcourse.data.tokenization": ["Collator", "tokenize_dataset"],
     "llmcourse.plots.lengths": ["plot_token_lengths"],
     "llmcourse.plots.figures": ["plot_learning_curve"],
+    "llmcourse.plots.pipeline": ["plot_customisation_flows", "plot_finetuning_pipeline"],
     "llmcourse.core.hardware": ["cpu_summary", "matmul_gflops"],
     "llmcourse.models.loading": ["bundled_model_dir", "bundled_model_ready", "find_bundled_gguf", "load_model",
                                  "pick_device", "prepare_bundled_model"],
