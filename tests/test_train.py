@@ -9,7 +9,8 @@ from transformers import TrainerCallback
 
 from llmcourse import CourseError, load_model
 from llmcourse.training.config import TrainConfig
-from llmcourse.models.loading import base_model
+from llmcourse.data.templates import SYSTEM_PROMPT
+from llmcourse.models.loading import base_model, system_prompt
 from llmcourse.training.runs import list_runs, load_run
 from llmcourse.training.sweeps import LABELS, _snapshot, label_runs, lr_range_test, lr_sweep
 from llmcourse.training.schedules import count_steps, lr_schedule
@@ -88,6 +89,10 @@ def test_lora_run_saves_an_adapter_that_load_model_merges(forced_precision):
         logits, base = merged(ids).logits, load_model("tiny-random")[0](ids).logits
         assert torch.allclose(logits, run.model(ids).logits, atol=LOGITS_ATOL[run.precision])
         assert not torch.allclose(logits, base, atol=LOGITS_ATOL[run.precision])  # and the adapter mattered
+    # the run's own system turn comes back with the saved run: its tokenizer and model use it with no argument
+    assert tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False).startswith(
+        f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\nHi<|im_end|>")
+    assert system_prompt(merged) == SYSTEM_PROMPT == system_prompt(run.model)
 
 
 def test_count_steps_matches_trainer():

@@ -24,6 +24,7 @@ from llmcourse.data.tokenization import Collator, IGNORE, tokenize_example
 from llmcourse.training.losses import can_skip_unlabelled_logits, labelled_token_loss
 from llmcourse.models.backends import LocalLLM
 from llmcourse.models.retrieval import RetrievalLLM, Retriever
+from llmcourse.models.loading import system_prompt
 
 METRIC_NAMES = ["exact_match", "token_f1", "rouge_l", "key_fact"]
 JUDGE_CAVEAT = (
@@ -108,7 +109,9 @@ def answer_loss(model, tokenizer, prompts: list[str], completions: list[str], *,
 
     fast = can_skip_unlabelled_logits(model)
 
-    rows = [tokenize_example(p, c, tokenizer, template=template, max_length=max_length) for p, c in zip(prompts, completions)]
+    system = system_prompt(model) if template == "chat" else None  # the system turn the model was trained with
+    rows = [tokenize_example(p, c, tokenizer, template=template, max_length=max_length, system=system)
+            for p, c in zip(prompts, completions)]
     device, total, count = next(model.parameters()).device, 0.0, 0
     collate = Collator(tokenizer.pad_token_id)
     was_training = model.training
