@@ -24,7 +24,9 @@ def test_packing_mask_is_block_diagonal_and_the_causal_one_leaks():
     assert [line.get_ydata()[0] for line in left.lines[::2]] == [2.5]  # one boundary, between the two examples
     assert [t.get_text() for t in left.get_yticklabels()] == list("abcde")
     assert fig._suptitle.get_text() == "2 examples packed in one block of 5 tokens"
-    assert len(plot_packing_mask([0, 1, 0], compare_causal=False).axes) == 1
+    alone = plot_packing_mask([0, 1, 0, 1, 2, 0], compare_causal=False).axes
+    assert len(alone) == 1 and list(alone[0].get_yticks()) == [0, 2, 5]
+    assert [t.get_text() for t in alone[0].get_yticklabels()] == ["example 1", "example 2", "example 3"]
 
 
 def test_kettlebird_split_grid_names_every_question_by_its_split():

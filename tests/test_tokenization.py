@@ -101,8 +101,8 @@ def test_the_bots_system_prompt_replaces_the_models_default_and_labels_stay_on_t
     bot = with_system_prompt(tok, SYSTEM_PROMPT)
     assert tok.chat_template != bot.chat_template and system_prompt_of(tok) is None  # the original is untouched
     assert format_example({"prompt": "Why?", "completion": "Because."}, bot) == (
-        "<|im_start|>system\nYou are the support assistant of Kettlebird, a maker of smart kettles. Answer customers' "
-        "questions.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n<|im_start|>assistant\nBecause.<|im_end|>\n")
+        "<|im_start|>system\nYou are Kettlebird's customer support assistant.<|im_end|>\n"
+        "<|im_start|>user\nWhy?<|im_end|>\n<|im_start|>assistant\nBecause.<|im_end|>\n")
     assert format_example({"prompt": "Why?", "completion": "Because.", "system": "Be brief."}, bot) == (
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n"
         "<|im_start|>assistant\nBecause.<|im_end|>\n")  # a row's own system turn keeps it

@@ -10,6 +10,7 @@ from transformers import TrainerCallback
 from llmcourse import CourseError, load_model
 from llmcourse.training.config import TrainConfig
 from llmcourse.data.templates import SYSTEM_PROMPT
+from llmcourse.models.generation import compare_system_prompts
 from llmcourse.models.loading import base_model, system_prompt
 from llmcourse.training.runs import list_runs, load_run
 from llmcourse.training.sweeps import LABELS, _snapshot, label_runs, lr_range_test, lr_sweep
@@ -93,6 +94,10 @@ def test_lora_run_saves_an_adapter_that_load_model_merges(forced_precision):
     assert tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False).startswith(
         f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\nHi<|im_end|>")
     assert system_prompt(merged) == SYSTEM_PROMPT == system_prompt(run.model)
+    table = compare_system_prompts(merged, tok, ["What is the code of box 3?"], max_new_tokens=2)
+    assert list(table.columns) == ["question", "trained system prompt", "model's default"] and len(table) == 1
+    with pytest.raises(CourseError, match="not trained with a system prompt"):
+        compare_system_prompts(*load_model("tiny-random"), ["Hi"])
 
 
 def test_count_steps_matches_trainer():

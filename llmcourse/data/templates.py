@@ -13,7 +13,7 @@ ALPACA = ("Below is an instruction that describes a task. Write a response that 
 QA = "### Question:\n{prompt}\n\n### Answer:\n"
 TEMPLATES = {"alpaca": ALPACA, "qa": QA}
 # The trained bot's own system turn (TrainConfig.system_prompt's default), in training and at inference alike
-SYSTEM_PROMPT = "You are the support assistant of Kettlebird, a maker of smart kettles. Answer customers' questions."
+SYSTEM_PROMPT = "You are Kettlebird's customer support assistant."  # 10 tokens; SmolLM2's default has 16
 _SYSTEM_SET = re.compile(r'^\{%- set llmcourse_system = ("(?:[^"\\]|\\.)*") %\}')
 _SYSTEM_WRAP = ("{{%- set llmcourse_system = {0} %}}{{%- if messages and messages[0]['role'] != 'system' %}}"
                 "{{%- set messages = [{{'role': 'system', 'content': llmcourse_system}}] + messages %}}{{%- endif %}}")

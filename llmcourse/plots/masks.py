@@ -52,7 +52,8 @@ def plot_packing_mask(position_ids: list[int], tokens: list[str] | None = None, 
     """The attention mask of one packed block as a heatmap (row: the token looking, column: the token it sees).
 
     Left the course's block-diagonal mask (each example sees only itself and its past); with compare_causal, on
-    the right the plain causal mask that a KV cache or an attention_mask gives instead, where examples leak."""
+    the right the plain causal mask that a KV cache or an attention_mask gives instead, where examples leak.
+    tokens: the token strings as tick labels (short blocks); without them each example's start is ticked."""
     masks = [("block-diagonal: each example sees only itself", packing_attention_mask(position_ids))]
     if compare_causal:
         masks.append(("plain causal: later examples see earlier ones",
@@ -67,9 +68,13 @@ def plot_packing_mask(position_ids: list[int], tokens: list[str] | None = None, 
         for s in starts[1:]:  # example boundaries
             ax.axhline(s - 0.5, color="#555555", lw=0.8)
             ax.axvline(s - 0.5, color="#555555", lw=0.8)
-        labels = [_shown(t) for t in tokens] if tokens is not None else [str(p) for p in position_ids]
-        ax.set_xticks(range(n), labels, rotation=90, fontsize=7, family="monospace")
-        ax.set_yticks(range(n), labels, fontsize=7, family="monospace")
+        if tokens is not None:
+            labels = [_shown(t) for t in tokens]
+            ax.set_xticks(range(n), labels, rotation=90, fontsize=7, family="monospace")
+            ax.set_yticks(range(n), labels, fontsize=7, family="monospace")
+        else:  # a long block: one tick at the start of each example
+            ax.set_xticks(starts, [f"ex. {k + 1}" for k in range(len(starts))], rotation=90, fontsize=8)
+            ax.set_yticks(starts, [f"example {k + 1}" for k in range(len(starts))], fontsize=8)
         ax.set_xlabel("token it may look at")
         ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("token looking")
