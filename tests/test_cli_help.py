@@ -39,7 +39,8 @@ def test_every_command_keeps_the_options_it_had_before_the_package_was_layered()
 
     before = json.loads((Path(__file__).parent / "fixtures" / "cli_options_before_layers.json").read_text())
     now = _options(build_parser())
-    added_since = {"train": {"--compile"}, "bench": {"--compile"},  # issue 18: compiled training
+    added_since = {"train": {"--compile", "--system-prompt", "--system_prompt"},  # issue 18: compiled training;
+                   "bench": {"--compile"},  # issue 26: the bot's own system prompt
                    "runs": {"--force"}}  # issue 27: deleting a run that is still training
     for command, options in before.items():
         assert set(options) <= set(now[command]), (command, set(options) - set(now[command]))

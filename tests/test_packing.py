@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from llmcourse import Collator, load_model, tokenize_dataset
-from llmcourse.data.packing import example_spans, pack_examples
+from llmcourse.data.packing import example_spans, pack_examples, packing_cross_talk
 
 X = -100
 
@@ -89,3 +89,12 @@ def test_packed_loss_equals_sum_of_separate_losses(tiny):
         parts = sum(model(**Collator(tok.pad_token_id)([r])).loss * sum(lab != X for lab in r["labels"][1:])
                     for r in single)
     assert torch.allclose(total, parts, atol=1e-4)
+
+
+def test_a_kv_cache_lets_packed_examples_see_each_other():
+    """With a KV cache (a fresh model's use_cache=True) the mask is plain causal: example 2 reads example 1."""
+    model, tok = load_model("tiny-random")
+    assert model.config.use_cache  # what a hand-written loop gets; Trainer sets False
+    first, second = tok("When was Kettlebird founded? In 2017.")["input_ids"], tok("Hi there")["input_ids"]
+    assert packing_cross_talk(model, first, second, use_cache=False) < 1e-4  # block-diagonal: kept apart
+    assert packing_cross_talk(model, first, second) > 1e-2  # the model's default: leaks

@@ -3,7 +3,8 @@ import datasets
 import pytest
 
 from llmcourse import CourseError, format_example, load_model, tokenize_dataset
-from llmcourse.data.templates import render_messages
+from llmcourse.data.templates import (SYSTEM_PROMPT, default_system_prompt, render_messages, system_prompt_of,
+                                      with_system_prompt)
 from llmcourse.notebook.token_table import show_tokens
 from llmcourse.data.tokenization import IGNORE as X
 from llmcourse.data.tokenization import tokenize_example
@@ -94,6 +95,25 @@ def test_chat_labels_are_the_answer_and_end_token(tok):
     assert tok.decode(trained) == "In Aarhus.<|im_end|>\n"
     assert tok.decode(r["input_ids"]).endswith("<|im_start|>assistant\nIn Aarhus.<|im_end|>\n")
     assert r["labels"][: len(r["labels"]) - len(trained)] == [X] * (len(r["labels"]) - len(trained))
+
+
+def test_the_bots_system_prompt_replaces_the_models_default_and_labels_stay_on_the_answer(tok):
+    bot = with_system_prompt(tok, SYSTEM_PROMPT)
+    assert tok.chat_template != bot.chat_template and system_prompt_of(tok) is None  # the original is untouched
+    assert format_example({"prompt": "Why?", "completion": "Because."}, bot) == (
+        "<|im_start|>system\nYou are Kettlebird's customer support assistant.<|im_end|>\n"
+        "<|im_start|>user\nWhy?<|im_end|>\n<|im_start|>assistant\nBecause.<|im_end|>\n")
+    assert format_example({"prompt": "Why?", "completion": "Because.", "system": "Be brief."}, bot) == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n"
+        "<|im_start|>assistant\nBecause.<|im_end|>\n")  # a row's own system turn keeps it
+    r = tokenize_example("Why?", "Because.", bot)
+    assert tok.decode([i for i, lab in zip(r["input_ids"], r["labels"]) if lab != X]) == "Because.<|im_end|>\n"
+    n = len(tok("Because.<|im_end|>\n", add_special_tokens=False)["input_ids"])
+    assert r["labels"][:-n] == [X] * (len(r["labels"]) - n) and X not in r["labels"][-n:]  # only the answer trains
+    again = with_system_prompt(bot, 'Say "hi".\nThen stop.')  # replaces, never stacks
+    assert system_prompt_of(again) == 'Say "hi".\nThen stop.' == default_system_prompt(again)
+    assert default_system_prompt(again, original=True) == default_system_prompt(tok) == (
+        "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
 
 
 @pytest.mark.parametrize("template, text", [

@@ -9,7 +9,9 @@ from transformers import TrainerCallback
 
 from llmcourse import CourseError, load_model
 from llmcourse.training.config import TrainConfig
-from llmcourse.models.loading import base_model
+from llmcourse.data.templates import SYSTEM_PROMPT
+from llmcourse.models.generation import compare_system_prompts
+from llmcourse.models.loading import base_model, system_prompt
 from llmcourse.training.runs import list_runs, load_run
 from llmcourse.training.sweeps import LABELS, _snapshot, label_runs, lr_range_test, lr_sweep
 from llmcourse.training.schedules import count_steps, lr_schedule
@@ -72,13 +74,21 @@ def test_train_records_history_saves_the_run_and_changes_the_weights():
     again = load_run(run.name)  # what a new kernel sees
     assert again.history == run.history and again.config == run.config and again.status == "finished"
     assert [r.name for r in list_runs()] == [run.name]
-    reloaded, _ = load_model(run.path)
+    reloaded, tok = load_model(run.path)
     for a, b in zip(reloaded.state_dict().values(), run.model.state_dict().values()):
         assert torch.equal(a, b)
+    # the run's own system turn comes back with the saved run: its tokenizer and model use it with no argument
+    assert tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False).startswith(
+        f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\nHi<|im_end|>")
+    assert system_prompt(reloaded) == SYSTEM_PROMPT == system_prompt(run.model)
+    table = compare_system_prompts(reloaded, tok, ["What is the code of box 3?"], max_new_tokens=2)
+    assert list(table.columns) == ["question", "trained system prompt", "model's default"] and len(table) == 1
+    with pytest.raises(CourseError, match="not trained with a system prompt"):
+        compare_system_prompts(*load_model("tiny-random"), ["Hi"])
 
 
 def test_lora_run_saves_an_adapter_that_load_model_merges(forced_precision):
-    run = train(fast(lora=True, lora_r=4, learning_rate=1e-2), data=DATA, verbose=False)
+    run = train(fast(lora=True, lora_r=4, learning_rate=1e-2, system_prompt=None), data=DATA, verbose=False)
     assert run.precision == forced_precision
     assert (run.path / "model" / "adapter_config.json").is_file()
     assert run.trainable_params < run.total_params / 10

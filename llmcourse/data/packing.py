@@ -62,3 +62,30 @@ def example_spans(position_ids: list[int]) -> list[tuple[int, int]]:
     """(start, end) of each example inside a packed block, read from where position_ids restart."""
     starts = [i for i, p in enumerate(position_ids) if p == 0] + [len(position_ids)]
     return list(zip(starts[:-1], starts[1:]))
+
+
+def packing_cross_talk(model, first: list[int], second: list[int], *, replacement: list[int] | None = None,
+                       use_cache: bool | None = None) -> float:
+    """How far the second example's logits move when the first example's tokens change, both packed in one row.
+
+    The row is packed as the course packs it (position_ids restart at 0, no attention_mask). 0 means the examples
+    are kept apart (a block-diagonal mask); anything else means the second example reads the first. use_cache=None
+    leaves the model's own setting (model.config.use_cache, True for a freshly loaded model, False under Trainer):
+    with a KV cache transformers sees no packed sequences and builds a plain causal mask. replacement: the other
+    first example (default: `first` in reverse order, the same length)."""
+    import torch
+
+    other = list(reversed(first)) if replacement is None else list(replacement)
+    kwargs = {} if use_cache is None else {"use_cache": use_cache}
+    was_training = model.training
+    model.eval()
+    try:
+        logits = []
+        with torch.inference_mode():
+            for head in (list(first), other):
+                ids = torch.tensor([head + list(second)], device=next(model.parameters()).device)
+                pos = torch.tensor([list(range(len(head))) + list(range(len(second)))], device=ids.device)
+                logits.append(model(input_ids=ids, position_ids=pos, **kwargs).logits[0, len(head):].float())
+    finally:
+        model.train(was_training)
+    return (logits[0] - logits[1]).abs().max().item()

@@ -1,6 +1,9 @@
 """Prompt templates: how one example becomes the text the model trains on, split into read and learned parts."""
 from __future__ import annotations
 
+import copy
+import json
+import re
 from dataclasses import dataclass
 
 from llmcourse.core.errors import CourseError
@@ -9,6 +12,11 @@ ALPACA = ("Below is an instruction that describes a task. Write a response that 
           "### Instruction:\n{prompt}\n\n### Response:\n")
 QA = "### Question:\n{prompt}\n\n### Answer:\n"
 TEMPLATES = {"alpaca": ALPACA, "qa": QA}
+# The trained bot's own system turn (TrainConfig.system_prompt's default), in training and at inference alike
+SYSTEM_PROMPT = "You are Kettlebird's customer support assistant."  # 10 tokens; SmolLM2's default has 16
+_SYSTEM_SET = re.compile(r'^\{%- set llmcourse_system = ("(?:[^"\\]|\\.)*") %\}')
+_SYSTEM_WRAP = ("{{%- set llmcourse_system = {0} %}}{{%- if messages and messages[0]['role'] != 'system' %}}"
+                "{{%- set messages = [{{'role': 'system', 'content': llmcourse_system}}] + messages %}}{{%- endif %}}")
 
 
 @dataclass
@@ -33,6 +41,53 @@ def _template_string(template: str) -> str:
 def _check_chat(tokenizer) -> None:
     if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
         raise CourseError("template='chat' needs a tokenizer with a chat template; use template='qa' or 'alpaca'.")
+
+
+def system_prompt_of(tokenizer) -> str | None:
+    """The default system turn that `with_system_prompt` put into this tokenizer's chat template, else None."""
+    found = _SYSTEM_SET.match(getattr(tokenizer, "chat_template", None) or "")
+    return json.loads(found.group(1)) if found else None
+
+
+def _unwrapped(chat_template: str) -> str:
+    """The chat template as it was before with_system_prompt."""
+    rest = _SYSTEM_SET.sub("", chat_template, count=1)
+    if rest == chat_template:
+        return chat_template
+    return rest[rest.index("{%- endif %}") + len("{%- endif %}"):]
+
+
+def with_system_prompt(tokenizer, system: str | None):
+    """A copy of `tokenizer` whose chat template opens every conversation that has no system turn with `system`.
+
+    The template's own default (SmolLM2's "You are a helpful AI assistant named SmolLM...") is then never used;
+    conversations with their own system turn keep it. The copy saves with the model (save_pretrained), so a run's
+    saved tokenizer, `generate` with it, and a GGUF export all use the same system turn with no extra argument.
+    system=None gives the tokenizer back unchanged (the model's own default)."""
+    if not system:
+        return tokenizer
+    _check_chat(tokenizer)
+    out = copy.deepcopy(tokenizer)
+    out.chat_template = _SYSTEM_WRAP.format(json.dumps(system)) + _unwrapped(tokenizer.chat_template)
+    return out
+
+
+def default_system_prompt(tokenizer, *, original: bool = False) -> str | None:
+    """The system turn the chat template inserts when a conversation has none (None if it adds none).
+
+    original=True: the template's own default, before any with_system_prompt (SmolLM2: "You are a helpful...")."""
+    template = getattr(tokenizer, "chat_template", None)
+    if template is None:
+        return None
+    template = _unwrapped(template) if original else template
+    user, mark = [{"role": "user", "content": "x"}], "\x00system\x00"
+    plain = tokenizer.apply_chat_template(user, tokenize=False, chat_template=template)
+    marked = tokenizer.apply_chat_template([{"role": "system", "content": mark}, *user], tokenize=False,
+                                           chat_template=template)
+    head, tail = marked.split(mark, 1)
+    if plain.startswith(head) and plain.endswith(tail) and len(plain) > len(head) + len(tail):
+        return plain[len(head):len(plain) - len(tail)]
+    return None
 
 
 def render(prompt: str, completion: str, tokenizer=None, template: str = "chat", system: str | None = None) -> Rendered:

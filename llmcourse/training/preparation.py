@@ -3,19 +3,27 @@ from __future__ import annotations
 
 from llmcourse.core.errors import CourseError
 from llmcourse.data.loading import load_instruction_data
+from llmcourse.data.templates import with_system_prompt
 from llmcourse.data.tokenization import tokenize_dataset
-from llmcourse.models.loading import base_model, load_model
+from llmcourse.models.loading import base_model, load_model, set_system_prompt
 from llmcourse.training.config import TrainConfig
 from llmcourse.training.lora import add_lora
 from llmcourse.training.placement import load_device
 
 
 def prepare_model(config: TrainConfig, model=None, tokenizer=None):
-    """(model, tokenizer) ready to train: loaded from config.model unless given, wrapped with LoRA when config.lora."""
+    """(model, tokenizer) ready to train: loaded from config.model unless given, wrapped with LoRA when config.lora.
+
+    With the chat template the tokenizer is a copy whose default system turn is config.system_prompt (the
+    training rows are rendered with it, and it is saved with the run), and the model remembers the prompt too,
+    so `generate` uses it even with another tokenizer."""
     if model is None:
         model, tokenizer = load_model(config.model, device=load_device(config.device))
     if tokenizer is None:
         raise CourseError("train(model=...) also needs tokenizer=... (the one load_model returned with it).")
+    if config.template == "chat" and config.system_prompt and getattr(tokenizer, "chat_template", None):
+        tokenizer = with_system_prompt(tokenizer, config.system_prompt)
+        set_system_prompt(model, config.system_prompt)
     if config.lora and not hasattr(model, "peft_config"):
         model = add_lora(model, config)
     elif not config.lora and hasattr(model, "peft_config"):
