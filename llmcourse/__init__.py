@@ -48,6 +48,9 @@ _EXPORTS = {
     "llmcourse.course.check": ["check"],
     "llmcourse.evaluation.abstention": ["abstains", "abstention_mix", "abstention_run", "abstention_share"],
     "llmcourse.training.scaling": ["finetune_cost", "learning_curve", "tokens_per_row"],
+    "llmcourse.plots.token_loss": ["plot_style_vs_facts", "plot_token_losses"],
+    "llmcourse.plots.lora": ["plot_lora"],
+    "llmcourse.evaluation.probes": ["StyleFactProbe", "fact_token_mask"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
