@@ -175,7 +175,8 @@ class PanelRun:
 
 def _table_line(cells) -> str:
     return "<div style='display:flex;white-space:nowrap'>" + "".join(
-        f"<span style='width:{w}px;flex:none'>{c}</span>" for c, (_, w) in zip(cells, COLUMNS)) + "</div>"
+        f"<span data-col='{name}' style='width:{w}px;flex:none'>{c}</span>"
+        for c, (name, w) in zip(cells, COLUMNS)) + "</div>"
 
 
 def answers_html(questions: list, runs: list, answers: dict) -> str:
