@@ -85,7 +85,7 @@ def test_setup_notebook_runs_in_jupyterlab_as_the_course_set_it_up(open_notebook
     assert "Running inside a virtual environment: True" in page.locator(".jp-Notebook").inner_text()
     assert list(server.api("GET", "/api/kernelspecs")["kernelspecs"]) == ["llm"]  # not also "python3"
     news = server.api("GET", "/lab/api/settings/@jupyterlab/apputils-extension:notification")
-    assert news["settings"]["fetchNews"] == "false", news["settings"]
+    assert news["schema"]["properties"]["fetchNews"]["default"] == "false"  # the course's override, as default
     assert page.get_by_text("Jupyter news").count() == 0  # the toast would ask "...official Jupyter news?"
     assert launcher_kernels(page) == ["Python (LLM)"]
     screenshot(page, tmp_path / "lab-launcher.png")
