@@ -124,6 +124,14 @@ else
   say "Jupyter kernel 'llm' registered"
 fi
 
+# 3b. JupyterLab as the course wants it (jupyter-config/README.md): the Launcher offers only "Python (LLM)", no
+# "get Jupyter news?" pop-up, no update check. Copied into the venv, so only .venv/bin/jupyter uses it.
+LSET="$VENV/share/jupyter/lab/settings/overrides.d"
+mkdir -p "$VENV/etc/jupyter" "$LSET"
+cp jupyter-config/jupyter_server_config.json "$VENV/etc/jupyter/jupyter_server_config.json"
+cp jupyter-config/lab-settings/overrides.d/llmcourse.json "$LSET/llmcourse.json"
+say "Jupyter settings copied into .venv (only 'Python (LLM)' offered, no news pop-up)"
+
 # 4. Prepare the bundled model once (GGUF -> safetensors cache), so the first notebook cell is fast;
 # a bundle made with --with-model-cache brings it prepared.
 if [ -n "$OFFLINE" ]; then

@@ -31,17 +31,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Server flags that keep Jupyter off the network and away from the user's own state.
+# Server flags that keep Jupyter away from the user's own state. Staying offline (no news, no update check) and
+# offering only the kernel "llm" come from the course's own Jupyter settings, as setup_kernel.sh installs them.
 SERVER_ARGS = [
     "--no-browser",
     "--ServerApp.ip=127.0.0.1",
     "--ServerApp.port_retries=0",
     "--ServerApp.terminals_enabled=False",
-    "--LabApp.news_url=None",
-    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     "--LabApp.extension_manager=readonly",
 ]
-PAGE_CONFIG = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+# What setup_kernel.sh copies into .venv (jupyter-config/README.md): the servers here read these very files, from a
+# private config dir and settings dir, so the tests check the course's settings even in a venv set up before them.
+COURSE_SERVER_CONFIG = ROOT / "jupyter-config" / "jupyter_server_config.json"
+COURSE_LAB_SETTINGS = ROOT / "jupyter-config" / "lab-settings" / "overrides.d" / "llmcourse.json"
+SETTINGS_APP = {"lab": "LabApp", "notebook": "JupyterNotebookApp"}  # whose app_settings_dir holds overrides.d
 # Attach every cell to the DOM, so the error checks see the whole notebook, not only the viewport.
 USER_SETTINGS = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"}}
 OUTPUT_ERRORS = {  # what is wrong: how it shows in a cell's output
@@ -81,7 +84,10 @@ def server_env(home):
         IPYTHONDIR=str(home / "ipython"),
     )
     config = home / "config"
-    _write_json(config / "labconfig" / "page_config.json", PAGE_CONFIG)
+    config.mkdir(parents=True, exist_ok=True)
+    shutil.copy(COURSE_SERVER_CONFIG, config / COURSE_SERVER_CONFIG.name)
+    (home / "lab-settings" / "overrides.d").mkdir(parents=True, exist_ok=True)
+    shutil.copy(COURSE_LAB_SETTINGS, home / "lab-settings" / "overrides.d" / COURSE_LAB_SETTINGS.name)
     for name, settings in USER_SETTINGS.items():
         _write_json(config / "lab" / "user-settings" / name, settings)
     return env
@@ -105,7 +111,8 @@ class JupyterServer:
         """Starts the server and waits until /api/status answers."""
         cmd = [str(ROOT / ".venv" / "bin" / "jupyter"), self.app, *SERVER_ARGS,
                f"--ServerApp.port={self.port}", f"--IdentityProvider.token={self.token}",
-               f"--ServerApp.root_dir={self.root}"]
+               f"--ServerApp.root_dir={self.root}",
+               f"--{SETTINGS_APP[self.app]}.app_settings_dir={self.home / 'lab-settings'}"]
         if os.geteuid() == 0:
             cmd.append("--allow-root")  # CI containers run as root
         self._log = open(self.log_path, "wb")
@@ -376,3 +383,33 @@ def train_from_the_panel(page, server, timeout_s=600):
     assert_no_errors(page)
     panel.scroll_into_view_if_needed()
     return finished, float(after)
+
+
+# ---- what the learner sees ----------------------------------------------------------------------------
+def kernel_status(page):
+    """The kernel's state as JupyterLab's status bar shows it ("Python (LLM) | Busy" -> "Busy"), or None."""
+    for text in page.locator(".jp-StatusBar-Widget").all_inner_texts():
+        found = re.search(r"Python \(LLM\)\s*\|\s*(\w+)", text)
+        if found:
+            return found.group(1)
+    return None
+
+
+def launcher_kernels(page):
+    """The kernels JupyterLab's Launcher offers for a new notebook (File > New Launcher)."""
+    click_menu(page, "File", "New Launcher")
+    section = page.locator(".jp-Launcher-section", has=page.locator(".jp-Launcher-sectionTitle", has_text="Notebook"))
+    wait_for(lambda: section.locator(".jp-LauncherCard").count(), "the Launcher's notebook cards", 60, page)
+    return section.first.locator(".jp-LauncherCard-label").all_inner_texts()
+
+
+def run_table(page):
+    """The panel's run table as the page shows it: {column: [one text per run]} (llmcourse-runs, data-col)."""
+    table = page.locator(".llmcourse-runs")
+    names = table.locator("span[data-col]").evaluate_all("es => [...new Set(es.map(e => e.dataset.col))]")
+    return {name: table.locator(f"span[data-col='{name}']").all_inner_texts()[1:] for name in names}  # [0]: header
+
+
+def saved_run_path(finished):
+    """The run folder named in the panel's finished message ("... Saved in /path/to/run. ...")."""
+    return Path(re.search(r"Saved in (.+?)\.(?:\s|$)", finished).group(1))

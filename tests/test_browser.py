@@ -4,13 +4,16 @@ as a learner does (Run All, then the training widgets), with no widget errors or
 Screenshots go to each test's tmp_path, and to $LLMCOURSE_SCREENSHOTS when that is set.
 """
 import os
+import re
+import time
 
 import nbformat
 import pytest
 
 from browser_helpers import (
-    CHROMIUM, ROOT, JupyterServer, assert_no_errors, chromium, click_menu, open_page, run_all_cells, screenshot,
-    train_from_the_panel, wait_for, wait_for_kernel, wait_until_all_cells_ran,
+    CHROMIUM, ROOT, JupyterServer, assert_no_errors, chromium, click_menu, kernel_status, launcher_kernels, open_page,
+    prompts, run_all_cells, run_table, saved_run_path, screenshot, train_from_the_panel, wait_for, wait_for_kernel,
+    wait_until_all_cells_ran,
 )
 
 pytestmark = [
@@ -73,33 +76,96 @@ def open_notebook(browser, servers, request, tmp_path):
             server.shutdown_kernels()
 
 
-def test_setup_notebook_runs_in_jupyterlab(open_notebook, tmp_path):
+def test_setup_notebook_runs_in_jupyterlab_as_the_course_set_it_up(open_notebook, tmp_path):
+    """Notebook 00 in JupyterLab with the course's Jupyter settings (jupyter-config/, what setup_kernel.sh installs):
+    the Launcher offers only the course's kernel, and no "get Jupyter news?" pop-up asks anything."""
     page, server = open_notebook("00_setup.ipynb", "lab")
     run_all_cells(page, server, timeout_s=600)
     screenshot(page, tmp_path / "lab-00_setup.png")
     assert "Running inside a virtual environment: True" in page.locator(".jp-Notebook").inner_text()
+    assert list(server.api("GET", "/api/kernelspecs")["kernelspecs"]) == ["llm"]  # not also "python3"
+    news = server.api("GET", "/lab/api/settings/@jupyterlab/apputils-extension:notification")
+    assert news["schema"]["properties"]["fetchNews"]["default"] == "false"  # the course's override, as default
+    assert page.get_by_text("Jupyter news").count() == 0  # the toast would ask "...official Jupyter news?"
+    assert launcher_kernels(page) == ["Python (LLM)"]
+    screenshot(page, tmp_path / "lab-launcher.png")
 
 
-def test_training_notebook_runs_and_its_panel_trains_in_jupyterlab(open_notebook, tmp_path):
-    if not (ROOT / "notebooks" / "03_training.ipynb").exists():  # TEMPORARY: until notebook 03 lands
-        pytest.skip("notebooks/03_training.ipynb is not written yet")
-    page, server = open_notebook("03_training.ipynb", "lab")
-    run_all_cells(page, server, timeout_s=2700)  # a few minutes on two free cores; far more on a busy machine
-    screenshot(page, tmp_path / "lab-03_training-run-all.png")
-    finished, _ = train_from_the_panel(page, server, timeout_s=1800)
-    screenshot(page, tmp_path / "lab-03_training-trained.png")
-    assert "finished after" in finished
-
-
-def _panel_notebook(tmp_path):
-    """Notebook 03 cut to its title, its setup cell and the cell that shows the training panel."""
+def _cut_notebook_03(tmp_path, *, finetune: bool):
+    """Notebook 03 cut to what a browser test needs: its title, its setup cell, (with finetune) the main finetune
+    (`run = train(config ...)`) with the cell that makes its config, and the cell that shows the training panel.
+    The whole notebook runs once in the suite, under nbmake."""
     nb = nbformat.read(ROOT / "notebooks" / "03_training.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     panel = [c for c in code[1:] if "training_panel(" in c.source]
     assert len(panel) == 1, "notebook 03 should show one training panel"
-    nb.cells = [nb.cells[0], code[0], panel[0]]
-    nbformat.write(nb, tmp_path / "03_training_panel.ipynb")
-    return tmp_path / "03_training_panel.ipynb"
+    cells = [nb.cells[0], code[0]]
+    if finetune:
+        at = next((i for i, c in enumerate(code) if c.source.startswith("run = train(config")), None)
+        assert at is not None, "notebook 03 should have its main finetune, a cell starting `run = train(config`"
+        made = next((c for c in reversed(code[1:at]) if "config = " in c.source), None)
+        assert made is not None, "notebook 03 should make the main finetune's `config` in a cell before it"
+        cells += [made, code[at]]
+    nb.cells = cells + panel
+    name = "03_training_cut.ipynb" if finetune else "03_training_panel.ipynb"
+    nbformat.write(nb, tmp_path / name)
+    return tmp_path / name
+
+
+def _panel_notebook(tmp_path):
+    """Notebook 03 cut to its title, its setup cell and the cell that shows the training panel."""
+    return _cut_notebook_03(tmp_path, finetune=False)
+
+
+def _assert_table_matches_the_history(page, finished_messages):
+    """The panel's table shows, for each run, the end of the smoothed (bold) train curve, the last step's loss and
+    the last validation loss of the history the run saved."""
+    from llmcourse.plots.figures import SMOOTHING, smooth
+    from llmcourse.training.runs import load_run
+
+    shown = run_table(page)
+    assert set(shown) >= {"train loss, smoothed", "last step", "validation loss", "steps"}, shown
+    for i, message in enumerate(finished_messages):
+        run = load_run(saved_run_path(message))
+        losses = [v for _, v in run.losses()]
+        evals = run.losses("eval_loss")
+        expected = {"train loss, smoothed": str(round(smooth(losses, SMOOTHING)[-1], 3)),
+                    "last step": str(round(losses[-1], 3)), "steps": str(run.history[-1]["step"]),
+                    "validation loss": str(round(evals[-1][1], 3)) if evals else "–"}
+        assert {k: shown[k][i] for k in expected} == expected, (run.name, shown)
+    return run
+
+
+def test_training_notebook_finetunes_with_a_true_kernel_status_and_its_panel_trains_in_jupyterlab(open_notebook,
+                                                                                                 tmp_path):
+    """Notebook 03's main finetune and its panel in JupyterLab: while `train(config)` runs, the status bar says
+    Busy (never Idle); the panel's run table matches the saved history, and its short run evaluates 3 times."""
+    page, server = open_notebook(_cut_notebook_03(tmp_path, finetune=True), "lab")
+    click_menu(page, "Run", "Run All Cells")
+    seen, idle_streak = [], 0
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:  # sample the status bar while the finetune (the 3rd of 4 code cells) runs
+        found = prompts(page)
+        if len(found) == 4 and all(re.fullmatch(r"\[\d+\]:", p) for p in found[:2]) and found[2] == "[*]:":
+            status = kernel_status(page)
+            seen.append(status)
+            idle_streak = idle_streak + 1 if status == "Idle" else 0  # one sample may fall between two cells
+            assert idle_streak < 3, f"the status bar said Idle while the finetune ran: {seen}"
+        elif len(found) == 4 and re.fullmatch(r"\[\d+\]:", found[2]):
+            break
+        assert_no_errors(page)
+        page.wait_for_timeout(250)
+    assert seen.count("Busy") >= 3, seen  # it was sampled while it ran
+    wait_until_all_cells_ran(page, timeout_s=1800)
+    wait_for_kernel(page, server)
+    assert_no_errors(page)
+    screenshot(page, tmp_path / "lab-03_training-cut.png")
+    finished, _ = train_from_the_panel(page, server, timeout_s=1800)
+    screenshot(page, tmp_path / "lab-03_training-trained.png")
+    assert "finished after" in finished
+    run = _assert_table_matches_the_history(page, [finished])
+    evals = [step for step, _ in run.losses("eval_loss")]
+    assert len(evals) >= 3 and evals[0] == 0 and evals[-1] == run.history[-1]["step"], evals
 
 
 def test_training_panel_trains_in_notebook7(open_notebook, tmp_path):
@@ -125,7 +191,9 @@ def test_the_panel_overlays_two_runs_and_shows_both_runs_answers_in_jupyterlab(o
     page, server = open_notebook(tmp_path / "panel.ipynb", "lab")
     run_all_cells(page, server, timeout_s=600)
     assert "No run yet" in page.locator(".jp-OutputArea-output").first.inner_text()  # no empty image before a run
-    lrs = [train_from_the_panel(page, server, timeout_s=900)[1] for _ in range(2)]
+    trained = [train_from_the_panel(page, server, timeout_s=900) for _ in range(2)]
+    lrs = [lr for _, lr in trained]
+    _assert_table_matches_the_history(page, [message for message, _ in trained])
     runs = page.locator(".llmcourse-runs")
     listed = runs.inner_text()
     assert all(f"{lr:.1e}" in listed for lr in lrs) and listed.count("finished") == 2, listed

@@ -7,7 +7,7 @@ import pytest
 from llmcourse import CourseError
 from llmcourse.training.config import TrainConfig
 from llmcourse.notebook.charts import compare_runs, plot_schedule
-from llmcourse.plots.figures import Comparison, plot_history, smooth
+from llmcourse.plots.figures import Comparison, plot_history, plot_runs, smooth
 from llmcourse.training.callbacks import LivePlot
 from llmcourse.training.runs import Run
 from llmcourse.training.schedules import lr_schedule
@@ -38,7 +38,8 @@ def test_history_plot_has_loss_and_learning_rate_panels(tmp_path):
     fig = plot_history(run, save=tmp_path / "loss.png")
     loss_ax, lr_ax = fig.axes
     labels = [line.get_label() for line in loss_ax.lines]
-    assert "train" in labels and "eval" in labels
+    assert labels == ["train loss, each step", "train loss, smoothed", "validation loss"]  # the faint line too
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == labels
     assert list(lr_ax.lines[0].get_ydata()) == [1e-4, 1e-4, 5e-5]
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -102,11 +103,55 @@ def test_live_plot_is_silent_outside_notebooks():
 def test_schedule_preview_plots_what_trainer_will_use():
     cfg = TrainConfig(learning_rate=1e-3, warmup_ratio=0.1, lr_scheduler_type="cosine")
     fig = plot_schedule(cfg, 50, schedulers=["cosine", "linear", "constant"])
-    lines = fig.axes[0].lines
-    assert [line.get_label() for line in lines] == ["cosine", "linear", "constant"]
+    assert [ax.get_title() for ax in fig.axes] == ["cosine", "linear", "constant"]  # small multiples
+    lines = [ax.lines[0] for ax in fig.axes]
+    assert all(len(ax.lines) == 1 for ax in fig.axes) and fig.axes[0].get_shared_y_axes().joined(*fig.axes[:2])
     assert list(lines[0].get_ydata()) == lr_schedule(cfg, 50)
     assert list(lines[0].get_xdata()) == list(range(1, 51))  # steps count from 1, as in a run's history
     assert set(lines[2].get_ydata()) == {1e-3}  # constant: no warmup
+    assert fig.get_suptitle() == "peak 0.001, warmup 0.1, 50 steps"
+
+
+def test_six_schedules_make_two_rows_of_three_with_the_labels_outside():
+    cfg = TrainConfig(learning_rate=1e-3, warmup_ratio=0.1)
+    names = ["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "warmup_stable_decay"]
+    fig = plot_schedule(cfg, 40, schedulers=names)
+    assert [ax.get_title() for ax in fig.axes] == names and not any(ax.get_legend() for ax in fig.axes)
+    assert [ax.get_xlabel() for ax in fig.axes] == [""] * 3 + ["optimizer step"] * 3
+    assert [ax.get_ylabel() for ax in fig.axes] == ["learning rate", "", ""] * 2
+    five = plot_schedule(cfg, 40, schedulers=names[:5])  # the last column's lowest axes is in the first row
+    assert [ax.get_xlabel() for ax in five.axes] == ["", "", "optimizer step"] + ["optimizer step"] * 2
+
+
+def test_one_schedule_has_a_fixed_pixel_size_whatever_its_numbers():
+    import io
+
+    from matplotlib.image import imread
+
+    from llmcourse.notebook.charts import PREVIEW_DPI, PREVIEW_SIZE
+    from llmcourse.plots.figures import figure_png
+
+    sizes = set()
+    for cfg, n in ((TrainConfig(learning_rate=1e-3), 12), (TrainConfig(learning_rate=3.3e-5, warmup_ratio=0.25), 1200)):
+        fig = plot_schedule(cfg, n)
+        assert len(fig.axes) == 1 and fig.axes[0].get_title().startswith(f"{cfg.lr_scheduler_type}: peak")
+        sizes.add(imread(io.BytesIO(figure_png(fig, dpi=PREVIEW_DPI, tight=False))).shape[:2])
+    assert sizes == {(round(PREVIEW_SIZE[1] * PREVIEW_DPI), round(PREVIEW_SIZE[0] * PREVIEW_DPI))} == {(480, 880)}
+
+
+def test_the_overlay_legend_sits_outside_the_axes_one_entry_per_run_and_per_line_style():
+    other = [dict(r, loss=r.get("loss") and r["loss"] + 1) for r in HISTORY]
+    fig = plot_runs([HISTORY, other], labels=["#1", "#2"], colors=["#ff0000", "#0000ff"])
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "#1", "#2", "train loss, each step", "train loss, smoothed", "validation loss"]
+    assert [h.get_color() for h in legend.legend_handles] == ["#ff0000", "#0000ff", "grey", "grey", "grey"]
+    assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1  # right of the axes: covers no curve
+    assert [line.get_label() for line in ax.lines] == [
+        f"#{n} {what}" for n in (1, 2) for what in ("train loss, each step", "train loss, smoothed", "validation loss")]
+    no_eval = plot_runs([HISTORY], labels=["#1"], eval_=False).axes[0].get_legend()
+    assert [t.get_text() for t in no_eval.get_texts()] == ["#1", "train loss, each step", "train loss, smoothed"]
 
 
 def test_compare_runs_overlays_saved_runs_with_a_table(tmp_path, monkeypatch):
@@ -120,7 +165,7 @@ def test_compare_runs_overlays_saved_runs_with_a_table(tmp_path, monkeypatch):
     assert cmp.table["tokens/s"].tolist() == [5, 5]
     html = cmp._repr_html_()
     assert html.startswith('<img src="data:image/png;base64,') and "<table" in html
-    a_train = [line for line in cmp.figure.axes[0].lines if line.get_label() == "a train"][0]
+    a_train = [line for line in cmp.figure.axes[0].lines if line.get_label() == "a train loss, smoothed"][0]
     assert list(a_train.get_xdata()) == [0.5, 1.0, 1.5] and list(a_train.get_ydata()) == [3.0, 2.0, 1.0]
     with pytest.raises(CourseError, match="x='time'"):
         compare_runs("a", x="time")

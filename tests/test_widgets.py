@@ -3,6 +3,7 @@ stops and Resume continues; the panel keeps every run in a list, overlays the ch
 import argparse
 import os
 import re
+import threading
 import time
 
 import pytest
@@ -11,10 +12,11 @@ from llmcourse.cli import train as train_command
 from llmcourse.training.config import TrainConfig, config_from_args, field_help
 from llmcourse.models.generation import generate
 from llmcourse.models.loading import load_model
-from llmcourse.plots.figures import run_color
+from llmcourse.plots.figures import run_color, smooth
 from llmcourse.training.sweeps import LABELS
-from llmcourse.notebook.widgets import (FIELDS, PLACEHOLDER, STOPPING, TrainingPanel, config_from_widgets, config_widgets,
-                               dead_controls, sweep_rates)
+from llmcourse.notebook.widgets import (FIELDS, PLACEHOLDER, STARTING, STOPPING, TrainingPanel, config_from_widgets,
+                                        config_widgets, dead_controls, sweep_rates)
+from llmcourse.training.config import eval_interval, eval_points
 
 ROWS = [{"prompt": f"Which shelf holds item {i}?", "completion": f"Item {i} is on shelf {i % 5}."} for i in range(24)]
 DATA = {"train": ROWS[:20], "validation": ROWS[20:]}
@@ -118,8 +120,42 @@ def test_before_the_first_run_the_plot_area_holds_text_not_an_empty_image():
     panel = TrainingPanel(TrainConfig.fast(max_steps=2, eval_steps=0), data=DATA)
     (shown,) = panel.plot_area.children
     assert shown.value == PLACEHOLDER and "No run yet" in PLACEHOLDER and panel.plot.value == b""
-    panel.result()
+    gate = threading.Event()
+    panel._start(lambda: gate.wait(60))  # a run that is still loading its model: the plot area says so at once
+    assert panel.plot_area.children[0].value == STARTING and "loading the model" in STARTING
+    assert panel.status.value.startswith("starting: loading the model")
+    gate.set()
+    panel.wait(60)
+    assert panel.plot_area.children[0].value == PLACEHOLDER  # it ended without a curve: "No run yet" again
+    panel.train_button.click()
+    panel.wait(300)
     assert panel.plot_area.children == (panel.plot,) and panel.plot.value[:4] == b"\x89PNG"
+    asked = threading.Event()
+
+    def answers(run, prompts):
+        asked.set()
+        gate.clear()
+        gate.wait(60)
+        return ["an answer"] * len(prompts)
+
+    panel._answers, panel.questions = answers, [{"question": "q?", "reference": "r"}] * 3
+    panel.ask_button.click()
+    asked.wait(60)
+    assert "asking run #1 (1 of 1) 3 questions" in panel.answers.value  # under the button, while it works
+    assert panel.status.value.startswith("asking run #1") and panel.ask_button.disabled
+    gate.set()
+    panel.wait(60)
+    assert panel.answers.value.count("an answer") == 3
+
+
+def test_a_short_run_evaluates_at_least_three_times():
+    assert eval_points(10, 12) == [0, 12] and eval_interval(10, 12) == 6  # 10 is within half an interval of 12
+    assert [eval_points(eval_interval(e, n), n) for e, n in ((10, 12), (2, 3), (50, 14), (25, 76), (1, 1))] == [
+        [0, 6, 12], [0, 2, 3], [0, 7, 14], [0, 25, 50, 76], [0, 1]]
+    assert eval_interval(0, 12) == 0  # 0 = only at the end, as asked
+    panel = TrainingPanel(TrainConfig.fast(max_steps=4, eval_steps=3), data=DATA)  # 3 is within half of 4
+    run = panel.result()
+    assert [s for s, _ in run.losses("eval_loss")] == eval_points(2, 4) == [0, 2, 4]  # what Trainer really did
 
 
 def test_the_panel_keeps_every_run_overlays_the_checked_ones_and_tables_them():
@@ -133,18 +169,25 @@ def test_the_panel_keeps_every_run_overlays_the_checked_ones_and_tables_them():
     first, second = runs
     rows = [e.row() for e in panel.entries]
     assert all(re.fullmatch(r"\d+ s", row.pop("time")) for row in rows)  # wall time: its form only
-    assert rows == [{"#": i + 1, "learning rate": lr, "train loss": round(r.final_loss, 3), "steps": 3,
-                     "eval loss": round(r.final_eval_loss, 3), "status": "finished", "run": r.name}
-                    for i, (r, lr) in enumerate(zip(runs, ("1.0e-03", "1.0e-04")))]
+    losses = [[v for _, v in r.losses()] for r in runs]
+    assert rows == [{"#": i + 1, "learning rate": lr, "train loss, smoothed": round(smooth(loss, 0.9)[-1], 3),
+                     "last step": round(loss[-1], 3), "validation loss": round(r.final_eval_loss, 3), "steps": 3,
+                     "status": "finished", "run": r.name}
+                    for i, (r, lr, loss) in enumerate(zip(runs, ("1.0e-03", "1.0e-04"), losses))]
+    assert all(len(loss) == 3 for loss in losses)  # the smoothed value is the end of the bold line, not the last step
     assert run_color(1) in panel.entries[1].cells.value and run_color(0) not in panel.entries[1].cells.value
-    lines = panel.figure().axes[0].get_legend_handles_labels()
-    assert lines[1] == ["#1 lr 1.0e-03 train", "#1 lr 1.0e-03 eval", "#2 lr 1.0e-04 train", "#2 lr 1.0e-04 eval"]
-    assert [h.get_color() for h in lines[0]] == [run_color(0), run_color(0), run_color(1), run_color(1)]
+    ax = panel.figure().axes[0]
+    bold = [line for line in ax.lines if line.get_label() == "#1 lr 1.0e-03 train loss, smoothed"]
+    assert round(float(bold[0].get_ydata()[-1]), 3) == rows[0]["train loss, smoothed"]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["#1 lr 1.0e-03", "#2 lr 1.0e-04", "train loss, each step",
+                                                          "train loss, smoothed", "validation loss"]
+    assert [h.get_color() for h in legend.legend_handles][:2] == [run_color(0), run_color(1)]
     assert first.model is None and second.model is not None  # only the newest run keeps its model in memory
     before = panel.plot.value
     panel.entries[0].checkbox.value = False  # unticking redraws the plot without that run
     assert panel.plot.value != before
-    assert panel.figure().axes[0].get_legend_handles_labels()[1] == ["#2 lr 1.0e-04 train", "#2 lr 1.0e-04 eval"]
+    assert [t.get_text() for t in panel.figure().axes[0].get_legend().get_texts()][0] == "#2 lr 1.0e-04"
 
 
 def test_the_sweep_adds_three_runs_around_the_current_learning_rate():

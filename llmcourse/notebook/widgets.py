@@ -17,8 +17,8 @@ from transformers import TrainerCallback
 from llmcourse.training.callbacks import StepTimer, history_rows
 from llmcourse.training.config import PRECISIONS, SCHEDULERS, TrainConfig, field_help
 from llmcourse.core.errors import CourseError
-from llmcourse.notebook.charts import plot_schedule
-from llmcourse.plots.figures import LiveFigure, figure_png, plot_runs, run_color
+from llmcourse.notebook.charts import PREVIEW_DPI, PREVIEW_SIZE, plot_schedule
+from llmcourse.plots.figures import SMOOTHING, LiveFigure, figure_png, plot_runs, run_color, smooth
 from llmcourse.training.runs import Run, runs_dir
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.training.schedules import count_steps
@@ -32,14 +32,18 @@ LAYOUT = {"width": "420px"}
 READY = "Set the hyperparameters, then press Train."
 ERROR_STYLE = "<span style='color:#b00'>"
 STYLE = {"description_width": "150px"}
-PLACEHOLDER = ("<div style='width:740px;padding:40px 0;text-align:center;color:#777;border:1px dashed #bbb'>"
-               "No run yet. Press <b>Train</b>: the loss curves of your runs will appear here, one colour per run."
-               "</div>")
+PLACE = "<div style='width:740px;padding:40px 0;text-align:center;color:#777;border:1px dashed #bbb'>{}</div>"
+PLACEHOLDER = PLACE.format("No run yet. Press <b>Train</b>: the loss curves of your runs will appear here, one colour "
+                           "per run.")
+STARTING = PLACE.format("⏳ Starting the first run: loading the model and the data (several seconds), then its "
+                        "loss curve appears here.")
+ASKING = "<i style='color:#777'>⏳ {}</i>"
 STOPPING = "stopping after this step…"
 NO_RESUME = "Resume continues a stopped run (Stop saves a checkpoint); there is none in the list."
 MAX_NEW_TOKENS = 48  # one or two sentences: a Kettlebird answer is one
-COLUMNS = (("#", 40), ("learning rate", 110), ("train loss", 80), ("eval loss", 80), ("steps", 50), ("time", 60),
-           ("status", 170), ("run", 330))  # the run table's columns and their widths in pixels
+COLUMNS = (("#", 40), ("learning rate", 110), ("train loss, smoothed", 150), ("last step", 80),
+           ("validation loss", 120), ("steps", 50), ("time", 60), ("status", 170),
+           ("run", 330))  # the run table's columns and their widths in pixels
 
 
 def _make(name: str, value):
@@ -149,11 +153,15 @@ class PanelRun:
         return self.run.status in ("finished", "stopped", "diverged", "interrupted")
 
     def row(self) -> dict:
-        """This run's line in the table: final losses, steps, time, status."""
+        """This run's line in the table: the end of the bold (smoothed) training curve and the last step's loss,
+        the last validation loss, steps, time, status."""
         r = self.run
         status = r.status + (" (sweep)" if self.sweep else "") + (f": {self.label_note}" if self.label_note else "")
-        return {"#": self.number, "learning rate": f"{r.config.learning_rate:.1e}", "train loss": _round(r.final_loss),
-                "eval loss": _round(r.final_eval_loss), "steps": r.history[-1]["step"] if r.history else 0,
+        losses = [v for _, v in r.losses()]
+        return {"#": self.number, "learning rate": f"{r.config.learning_rate:.1e}",
+                "train loss, smoothed": _round(smooth(losses, SMOOTHING)[-1]) if losses else None,
+                "last step": _round(losses[-1]) if losses else None, "validation loss": _round(r.final_eval_loss),
+                "steps": r.history[-1]["step"] if r.history else 0,
                 "time": _duration(r.seconds), "status": status, "run": r.name if self.ended else ""}
 
     def update(self) -> None:
@@ -167,7 +175,8 @@ class PanelRun:
 
 def _table_line(cells) -> str:
     return "<div style='display:flex;white-space:nowrap'>" + "".join(
-        f"<span style='width:{w}px;flex:none'>{c}</span>" for c, (_, w) in zip(cells, COLUMNS)) + "</div>"
+        f"<span data-col='{name}' style='width:{w}px;flex:none'>{c}</span>"
+        for c, (name, w) in zip(cells, COLUMNS)) + "</div>"
 
 
 def answers_html(questions: list, runs: list, answers: dict) -> str:
@@ -246,8 +255,9 @@ class TrainingPanel:
         self.train_rows = train_rows or self._count_rows()
         self.bf16_native, self.questions = bf16_native, questions
         self.controls = config_widgets(self.base)
-        self.preview = W.Image(format="png", layout=W.Layout(width="440px"))
-        self.plot = W.Image(format="png", layout=W.Layout(width="760px"))
+        self.preview = W.Image(format="png", layout=W.Layout(  # the PNG's own size at half scale: crisp, fixed
+            width=f"{PREVIEW_SIZE[0] * PREVIEW_DPI // 2:.0f}px", height=f"{PREVIEW_SIZE[1] * PREVIEW_DPI // 2:.0f}px"))
+        self.plot = W.Image(format="png", layout=W.Layout(width="880px"))  # about its own size
         self.plot.add_class("llmcourse-loss-plot")
         self.plot_area = W.Box([W.HTML(PLACEHOLDER)])  # an empty Image would show a broken-image icon
         self.live = LiveFigure(enabled=True, show=self._show_png)
@@ -323,7 +333,7 @@ class TrainingPanel:
             self.controls[name].disabled = name in dead
             self.controls[name].tooltip = dead.get(name, field_help(name))
         self.warning.value = bf16_warning(cfg, cfg.precision != "bf16" or self._native_bf16(cfg))
-        self.preview.value = figure_png(plot_schedule(cfg, self.num_steps()))
+        self.preview.value = figure_png(plot_schedule(cfg, self.num_steps()), dpi=PREVIEW_DPI, tight=False)
         if self.status.value.startswith(ERROR_STYLE):  # the value that was wrong has been corrected
             self.status.value = READY
 
@@ -344,7 +354,7 @@ class TrainingPanel:
 
     def ask(self) -> None:
         """Every checked run answers the same held-out questions, shown side by side (the Ask button)."""
-        self._start(self._ask, stoppable=False)
+        self._start(self._ask, stoppable=False, doing="asking the checked runs the questions ...")
 
     def stop(self) -> None:
         """Ask the running training to stop after its current step (what the Stop button does)."""
@@ -352,13 +362,15 @@ class TrainingPanel:
         self.stop_button.disabled = True
         self.status.value = STOPPING
 
-    def _start(self, job, *args, stoppable: bool = True) -> None:
+    def _start(self, job, *args, stoppable: bool = True, doing: str = "starting: loading the model and data ...") -> None:
         if self.thread is not None and self.thread.is_alive():
             return
         self.stop_flag.clear()
         self.error = None
         self._set_busy(True, stoppable)
-        self.status.value = "starting: loading the model and data ..."
+        self.status.value = doing
+        if stoppable and self.plot_area.children[0] is not self.plot:  # no curve yet: say what is happening
+            self.plot_area.children = (W.HTML(STARTING),)
         self.thread = threading.Thread(target=self._guarded, args=(job, *args), daemon=True)
         self.thread.start()
 
@@ -368,7 +380,11 @@ class TrainingPanel:
         except Exception as e:  # shown in the panel: a thread has nowhere else to report
             self.error = e
             self.status.value = f"{ERROR_STYLE}{type(e).__name__}: {e}</span>"
+            if self.answers.value.startswith(ASKING[:10]):
+                self.answers.value = ""
         finally:
+            if self.plot_area.children[0] is not self.plot:  # it ended before any curve: "No run yet" again
+                self.plot_area.children = (W.HTML(PLACEHOLDER),)
             self._set_busy(False)
 
     def _set_busy(self, busy: bool, stoppable: bool = True) -> None:
@@ -457,8 +473,11 @@ class TrainingPanel:
             return
         self.questions = self.questions or held_out_questions(3)
         answers = {}
-        for i, e in enumerate(chosen):
-            self.status.value = f"asking run #{e.number} ({i + 1} of {len(chosen)}) ..."
+        for i, e in enumerate(chosen):  # said beside the button and in the status line: it takes seconds per run
+            doing = (f"asking run #{e.number} ({i + 1} of {len(chosen)}) {len(self.questions)} questions: "
+                     f"{'loading its model from its folder, then ' if e.run.model is None else ''}generating ...")
+            self.answers.value = ASKING.format(doing)
+            self.status.value = doing
             answers[e.number] = self._answers(e.run, [q["question"] for q in self.questions])
         self.answers.value = answers_html(self.questions, chosen, answers)
         self.answer_table = [{"question": q["question"], **{e.label: answers[e.number][i] for e in chosen}}
@@ -511,6 +530,7 @@ class TrainingPanel:
         c = self.controls
         buttons = W.HBox([self.train_button, self.stop_button, self.resume_button])
         left = W.VBox([c[n] for n in FIELDS] + [buttons, self.sweep_button, self.progress, self.status, self.warning])
+        # the answers (and, while they come, what is being asked) right under the Ask button
         return W.VBox([W.HBox([left, self.preview]), self.plot_area, self.table, self.ask_button, self.answers])
 
     def _ipython_display_(self):

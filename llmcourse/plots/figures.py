@@ -46,10 +46,11 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
     return out
 
 
-def figure_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes."""
+def figure_png(fig: Figure, dpi: int = 90, tight: bool = True) -> bytes:
+    """The figure as PNG bytes. tight=False keeps the figure's own size (figsize x dpi pixels): a picture shown
+    again and again at the same place (the panel's schedule preview) then never changes size."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
     return buf.getvalue()
 
 
@@ -58,25 +59,38 @@ def _series(history: list[dict], key: str, x: str) -> tuple[list, list]:
     return [r[x] for r in rows], [r[key] for r in rows]
 
 
-def draw_losses(ax, history: list[dict], *, label: str = "", color=None, x: str = "step", smoothing: float = 0.9,
-                raw: bool = True, eval_: bool = True, alpha: float = 1.0):
-    """Train loss (faint raw + bold smoothed) and eval loss (dots) of one history on `ax`."""
+SMOOTHING = 0.9  # the bold training curve's smoothing weight, in the plots and the panel's table alike
+CURVES = {"raw": "train loss, each step", "smoothed": "train loss, smoothed", "eval": "validation loss"}
+
+
+def _style(kind: str, few: bool, alpha: float = 1.0) -> dict:
+    """How each of the three curves of a run is drawn (the overlay's legend shows the same styles in grey)."""
+    return {"raw": dict(alpha=0.25 * alpha, lw=1, marker="." if few else None),
+            "smoothed": dict(alpha=alpha, lw=2, marker="o" if few else None, ms=3),
+            "eval": dict(alpha=alpha, ls="--", marker="s", ms=5)}[kind]
+
+
+def draw_losses(ax, history: list[dict], *, label: str = "", color=None, x: str = "step",
+                smoothing: float = SMOOTHING, raw: bool = True, eval_: bool = True, alpha: float = 1.0):
+    """Train loss (faint raw + bold smoothed) and validation loss (dashed squares) of one history on `ax`;
+    each curve is labelled "<label> <what>" with what from CURVES."""
     xs, ys = _series(history, "loss", x)
     few = len(xs) < 30  # few points: show markers so a short run never looks empty
+    named = lambda kind: f"{label} {CURVES[kind]}".strip()
     if raw and xs:
-        ax.plot(xs, ys, color=color, alpha=0.25 * alpha, lw=1, marker="." if few else None)
-    line = None
+        (line,) = ax.plot(xs, ys, color=color, label=named("raw"), **_style("raw", few, alpha))
+        color = line.get_color()
     if xs:
-        (line,) = ax.plot(xs, smooth(ys, smoothing), color=color, alpha=alpha, lw=2,
-                          label=f"{label} train".strip(), marker="o" if few else None, ms=3)
+        (line,) = ax.plot(xs, smooth(ys, smoothing), color=color, label=named("smoothed"),
+                          **_style("smoothed", few, alpha))
         color = line.get_color()
     ex, ey = _series(history, "eval_loss", x)
     if eval_ and ex:
-        ax.plot(ex, ey, color=color, alpha=alpha, ls="--", marker="s", ms=5, label=f"{label} eval".strip())
+        ax.plot(ex, ey, color=color, label=named("eval"), **_style("eval", len(ex) < 30, alpha))
     return color
 
 
-def plot_history(run, *, x: str = "step", smoothing: float = 0.9, log_scale: bool = False, title: str | None = None,
+def plot_history(run, *, x: str = "step", smoothing: float = SMOOTHING, log_scale: bool = False, title: str | None = None,
                  save=None, history: list | None = None) -> Figure:
     """Loss (train raw + smoothed, eval) and the learning rate of one run; `save` writes a PNG."""
     history = run.history if history is None else history
@@ -171,21 +185,33 @@ def run_color(i: int) -> str:
     return to_hex(f"C{i % 10}")
 
 
-def plot_runs(runs, *, labels=None, colors=None, x: str = "step", smoothing: float = 0.9, log_scale: bool = False,
-              eval_: bool = True, title: str = "") -> Figure:
-    """Several runs' loss curves on one axis (raw faint, smoothed bold, eval dashed); runs or history lists.
+def plot_runs(runs, *, labels=None, colors=None, x: str = "step", smoothing: float = SMOOTHING,
+              log_scale: bool = False, eval_: bool = True, title: str = "") -> Figure:
+    """Several runs' loss curves on one axis (raw faint, smoothed bold, validation dashed); runs or history lists.
 
-    colors: one per run (default run_color(0), run_color(1), ...), so a table beside it can use the same ones."""
-    fig = CourseFigure(figsize=(9, 4))
+    The legend sits outside the axes, right of them, so it never covers a curve: one entry per run (its colour),
+    then the three line styles in grey (which curve is which). colors: one per run (default run_color(0),
+    run_color(1), ...), so a table beside it can use the same ones."""
+    from matplotlib.lines import Line2D
+
+    fig = CourseFigure(figsize=(10, 4))
     ax = fig.subplots()
+    raw = len(runs) <= 4
+    handles, drawn = [], set()
     for i, run in enumerate(runs):
         label = labels[i] if labels else run.name
-        draw_losses(ax, getattr(run, "history", run), label=label, color=colors[i] if colors else run_color(i),
-                    x=x, smoothing=smoothing, eval_=eval_, raw=len(runs) <= 4)
+        history = getattr(run, "history", run)
+        color = draw_losses(ax, history, label=label, color=colors[i] if colors else run_color(i),
+                            x=x, smoothing=smoothing, eval_=eval_, raw=raw)
+        handles.append(Line2D([], [], color=color, lw=4, label=label))
+        drawn.update(k for k, key in (("raw", "loss"), ("smoothed", "loss"), ("eval", "eval_loss"))
+                     if any(r.get(key) is not None for r in history) and (k != "raw" or raw) and (k != "eval" or eval_))
     ax.set(xlabel=X_LABELS[x], ylabel="loss", yscale="log" if log_scale else "linear", title=title)
     ax.grid(alpha=0.3)
+    handles += [Line2D([], [], color="grey", label=CURVES[k], **_style(k, True)) for k in CURVES if k in drawn]
     if ax.lines:
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
     return fig
 
 

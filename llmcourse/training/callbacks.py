@@ -13,6 +13,7 @@ import torch
 from transformers import TrainerCallback
 
 from llmcourse.plots.figures import LiveFigure
+from llmcourse.training.config import eval_interval
 from llmcourse.training.runs import HISTORY_COLUMNS, Run
 
 SNAPSHOT_LIMIT = 300_000_000  # trainable parameters up to which the guard keeps an in-memory copy (1.2 GB)
@@ -139,8 +140,13 @@ class ProgressBar(TrainerCallback):
 
 class SkipEvalBeforeTheLast(TrainerCallback):
     """No evaluation within half an evaluation interval of the last step, where the final one follows at once:
-    76 steps with eval_steps=25 evaluate at 0, 25, 50 and 76, not also at 75. Goes before StopCallback, which
-    asks for an evaluation when a run is stopped there."""
+    76 steps with eval_steps=25 evaluate at 0, 25, 50 and 76, not also at 75. A run too short for 3 evaluations
+    evaluates halfway too (config.eval_interval: 12 steps at eval_steps=10 evaluate at 0, 6 and 12). Goes before
+    StopCallback, which asks for an evaluation when a run is stopped there."""
+
+    def on_train_begin(self, args, state, control, **kw):
+        if args.eval_strategy == "steps" and state.eval_steps < 10**9:  # train() passes 10**9 for eval_steps=0
+            state.eval_steps = eval_interval(state.eval_steps, state.max_steps)
 
     def on_step_end(self, args, state, control, **kw):
         if control.should_evaluate and 0 < state.max_steps - state.global_step < state.eval_steps / 2:

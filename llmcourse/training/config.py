@@ -89,7 +89,8 @@ class TrainConfig:
                                         "1.45x with LoRA).")
     # Evaluation, checkpoints, runs
     eval_steps: int = _f(20, "Compute the validation loss every this many steps and at the end (one due less than "
-                             "half an interval before the end is left to the final one); 0 = only at the end.")
+                             "half an interval before the end is left to the final one); 0 = only at the end. A "
+                             "run too short for 3 evaluations evaluates at its start, halfway and its end.")
     save_steps: int = _f(0, "Save a resumable checkpoint every this many steps; 0 = only when stopped or at the end.")
     save_total_limit: int = _f(2, "Keep at most this many checkpoints per run (oldest deleted first).")
     save_model: bool = _f(True, "Save the final model (or LoRA adapter) in runs/<name>/model.")
@@ -216,6 +217,22 @@ class TrainConfig:
         lr = f"{self.learning_rate:.1e}".replace(".0e", "e")
         length = f"{self.max_steps}steps" if self.max_steps > 0 else f"{self.num_train_epochs:g}ep"
         return f"{kind}-lr{lr}-{self.lr_scheduler_type}-{length}"
+
+
+def eval_points(eval_steps: int, max_steps: int) -> list[int]:
+    """The steps at which a run of max_steps evaluates with an interval of eval_steps (0: none in between): the
+    start, every interval except one due less than half an interval before the end, and the end."""
+    inner = range(eval_steps, max_steps, eval_steps) if eval_steps > 0 else []
+    return [0, *(s for s in inner if max_steps - s >= eval_steps / 2), max_steps]
+
+
+def eval_interval(eval_steps: int, max_steps: int) -> int:
+    """The interval a run of max_steps really evaluates at: eval_steps, or half the run where eval_steps would give
+    fewer than 3 evaluations (12 steps at eval_steps=10: at 0, 6 and 12, not only at 0 and 12). eval_steps=0
+    (only at the end) stays 0."""
+    if eval_steps <= 0 or max_steps < 2 or len(eval_points(eval_steps, max_steps)) >= 3:
+        return eval_steps
+    return max_steps // 2
 
 
 def field_names() -> list[str]:
