@@ -42,6 +42,8 @@ _EXPORTS = {
     "llmcourse.course.check": ["check"],
     "llmcourse.evaluation.abstention": ["abstains", "abstention_mix", "abstention_run", "abstention_share"],
     "llmcourse.training.scaling": ["finetune_cost", "learning_curve", "tokens_per_row"],
+    "llmcourse.plots.abstention": ["plot_abstention"],
+    "llmcourse.evaluation.capstone": ["capstone_baselines", "example_task_file", "held_out_questions", "row_passages"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -98,6 +98,24 @@ class AbstentionResult:
                           "test: key fact": float(test["key_fact"].mean()) if len(test) else 0.0}
         return pd.DataFrame(out)
 
+    def intervals(self, confidence: float = 0.95) -> pd.DataFrame:
+        """The three shares of `table()` as counts, with the Wilson interval of each: one row per measure, columns
+        n, before, before_low, before_high, after, after_low, after_high (what plot_abstention draws)."""
+        from llmcourse.evaluation.uncertainty import wilson_interval
+
+        out = {}
+        for label, result in (("before", self.before), ("after", self.after)):
+            t = result.table
+            unseen, test = t[t["split"] == "unseen"], t[t["split"] == "test"]
+            counts = {"unseen: answered with an abstention": (sum(map(abstains, unseen["prediction"])), len(unseen)),
+                      "test: answered with an abstention": (sum(map(abstains, test["prediction"])), len(test)),
+                      "test: key fact": (int(test["key_fact"].sum()), len(test))}
+            for name, (k, n) in counts.items():
+                low, high = wilson_interval(int(k), n, confidence) if n else (0.0, 0.0)
+                row = out.setdefault(name, {"n": n})
+                row.update({label: k / n if n else 0.0, f"{label}_low": low, f"{label}_high": high})
+        return pd.DataFrame(out).T.astype({"n": int})
+
     def __str__(self) -> str:
         t, n = self.table(), self.mix.questions["split"].value_counts()
         return "\n".join(f"{name} ({n.get(name.split(':')[0], 0)} questions): before {row['before']:.0%}, "
