@@ -35,6 +35,8 @@ _EXPORTS = {
     "llmcourse.evaluation.metrics": ["exact_match", "key_facts", "score_answer"],
     "llmcourse.evaluation.evaluate": ["JUDGE_CAVEAT", "answer_loss", "evaluate_model", "judge_answers", "question_set"],
     "llmcourse.evaluation.compare": ["compare_results", "plot_comparison", "side_by_side"],
+    "llmcourse.evaluation.uncertainty": ["Difference", "bootstrap_interval", "cohens_kappa", "compare_pair",
+                                         "paired_difference", "wilson_interval"],
     "llmcourse.notebook.token_table": ["show_tokens"],
     "llmcourse.notebook.charts": ["compare_runs", "plot_schedule"],
     "llmcourse.notebook.widgets": ["training_panel"],

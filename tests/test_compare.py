@@ -41,6 +41,11 @@ def test_compare_table_has_a_row_per_model_and_split(results):
     assert list(table.index) == [("base", "test"), ("base", "unseen"), ("tuned", "test"), ("tuned", "unseen")]
     assert table.loc[("tuned", "test"), "key_fact"] == 0.5 and table.loc[("tuned", "unseen"), "exact_match"] == 1.0
     assert table.loc[("base", "test"), "n"] == 2
+    assert list(table.columns) == ["n", "exact_match", "exact_match_low", "exact_match_high", "token_f1", "token_f1_low",
+                                   "token_f1_high", "key_fact", "key_fact_low", "key_fact_high"]
+    # key fact is right/wrong: Wilson of 1/2; token F1 is graded (2/7 and 0): the bootstrap of those two
+    assert table.loc[("tuned", "test"), ["key_fact_low", "key_fact_high"]].round(4).tolist() == [0.0945, 0.9055]
+    assert table.loc[("tuned", "test"), ["token_f1_low", "token_f1_high"]].round(4).tolist() == [0.0, 0.5714]
 
 
 def test_side_by_side_puts_each_models_answer_in_a_column(results):
@@ -53,8 +58,17 @@ def test_side_by_side_puts_each_models_answer_in_a_column(results):
 
 
 def test_plot_has_a_bar_per_model_and_split(results):
-    ax = plot_comparison(compare_results(results), "key_fact").axes[0]
+    table = compare_results(results)
+    ax = plot_comparison(table, "key_fact").axes[0]
     assert len(ax.patches) == 4 and ax.get_ylabel() == "key fact"
+    bars = [c for c in ax.containers if type(c).__name__ == "BarContainer"]
+    errors = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert [round(p.get_height(), 3) for b in bars for p in b] == [0.0, 0.0, 0.5, 1.0]  # base test/unseen, tuned
+    whiskers = [seg for e in errors for seg in e.lines[2][0].get_segments()]  # one vertical line per bar
+    assert [(round(w[0][1], 4), round(w[1][1], 4)) for w in whiskers] == [(0.0, 0.6576), (0.0, 0.7935),
+                                                                         (0.0945, 0.9055), (0.2065, 1.0)]
+    bare = plot_comparison(table[["n", "key_fact"]], "key_fact").axes[0]  # a table without intervals: bars only
+    assert len(bare.patches) == 4 and not [c for c in bare.containers if type(c).__name__ == "ErrorbarContainer"]
 
 
 def test_quick_finetune_trains_only_the_asked_facts_and_is_not_a_full_run(tmp_path, monkeypatch):
