@@ -45,3 +45,24 @@ def test_abstention_plot_draws_each_share_with_its_interval():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["before", "after"]
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "unseen:\nanswered with an abstention\n(48 questions)", "test:\nkey fact\n(12 questions)"]
+
+
+def test_abstention_intervals_count_each_share_with_its_wilson_interval():
+    from llmcourse.evaluation.abstention import ABSTENTION, AbstentionResult
+    from llmcourse.evaluation.evaluate import EvalResult
+
+    def result(unseen_abstaining, test_right):
+        rows = [{"split": "unseen", "prediction": ABSTENTION if i < unseen_abstaining else "It is 27 months.",
+                 "key_fact": 0.0} for i in range(12)]
+        rows += [{"split": "test", "prediction": "The K2 warranty is 27 months.", "key_fact": float(i < test_right)}
+                 for i in range(4)]
+        return EvalResult("x", pd.DataFrame(rows), pd.DataFrame())
+
+    t = AbstentionResult(result(0, 0), result(3, 4), run=None, mix=None).intervals()
+    unseen = t.loc["unseen: answered with an abstention"]
+    assert unseen["n"] == 12 and unseen["before"] == 0.0 and unseen["after"] == 0.25
+    assert (unseen["before_low"], round(unseen["before_high"], 4)) == (0.0, 0.2425)  # Wilson, 0 of 12
+    assert (round(unseen["after_low"], 4), round(unseen["after_high"], 4)) == (0.0889, 0.5323)  # Wilson, 3 of 12
+    key = t.loc["test: key fact"]
+    assert key["n"] == 4 and key["after"] == 1.0 and key["after_high"] == 1.0 and round(key["after_low"], 4) == 0.5101
+    assert t.loc["test: answered with an abstention", "after"] == 0.0
