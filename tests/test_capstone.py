@@ -66,3 +66,7 @@ def test_abstention_intervals_count_each_share_with_its_wilson_interval():
     key = t.loc["test: key fact"]
     assert key["n"] == 4 and key["after"] == 1.0 and key["after_high"] == 1.0 and round(key["after_low"], 4) == 0.5101
     assert t.loc["test: answered with an abstention", "after"] == 0.0
+    differences = AbstentionResult(result(0, 0), result(3, 4), run=None, mix=None).differences()
+    assert [(d.metric, d.n, d.mean) for d in differences] == [
+        ("unseen abstention", 12, 0.25), ("test abstention", 4, 0.0), ("test key fact", 4, 1.0)]
+    assert differences[2].settles and differences[2].low == 1.0  # every one of the 4 went from wrong to right

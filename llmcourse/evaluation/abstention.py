@@ -116,6 +116,23 @@ class AbstentionResult:
                 row.update({label: k / n if n else 0.0, f"{label}_low": low, f"{label}_high": high})
         return pd.DataFrame(out).T.astype({"n": int})
 
+    def differences(self, seed: int = 0) -> list:
+        """After − before, question by question, for each measure of `table()`: paired differences with their
+        95 % interval (the same questions were asked before and after, so the pairs are the evidence)."""
+        from llmcourse.evaluation.uncertainty import paired_difference
+
+        b, a = self.before.table, self.after.table
+        out = []
+        for name, split, score in (("unseen abstention", "unseen", None), ("test abstention", "test", None),
+                                   ("test key fact", "test", "key_fact")):
+            rows_b, rows_a = b[b["split"] == split], a[a["split"] == split]
+            if not len(rows_b):
+                continue
+            values = [t[score] if score else t["prediction"].map(abstains).astype(float) for t in (rows_b, rows_a)]
+            out.append(paired_difference(values[0], values[1], seed=seed, name_a="before", name_b="after",
+                                         metric=name))
+        return out
+
     def __str__(self) -> str:
         t, n = self.table(), self.mix.questions["split"].value_counts()
         return "\n".join(f"{name} ({n.get(name.split(':')[0], 0)} questions): before {row['before']:.0%}, "
