@@ -68,5 +68,5 @@ def test_abstention_intervals_count_each_share_with_its_wilson_interval():
     assert t.loc["test: answered with an abstention", "after"] == 0.0
     differences = AbstentionResult(result(0, 0), result(3, 4), run=None, mix=None).differences()
     assert [(d.metric, d.n, d.mean) for d in differences] == [
-        ("unseen abstention", 12, 0.25), ("test abstention", 4, 0.0), ("test key fact", 4, 1.0)]
+        ("unseen: abstained", 12, 0.25), ("test: answered", 4, 0.0), ("test: key fact", 4, 1.0)]
     assert differences[2].settles and differences[2].low == 1.0  # every one of the 4 went from wrong to right

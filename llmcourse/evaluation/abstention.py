@@ -117,18 +117,21 @@ class AbstentionResult:
         return pd.DataFrame(out).T.astype({"n": int})
 
     def differences(self, seed: int = 0) -> list:
-        """After − before, question by question, for each measure of `table()`: paired differences with their
-        95 % interval (the same questions were asked before and after, so the pairs are the evidence)."""
+        """After − before, question by question: abstentions on unseen, answers (not abstentions) on test, key facts
+        on test, so that up is better for each. Paired differences with their 95 % interval: the same questions
+        were asked before and after, so the pairs are the evidence."""
         from llmcourse.evaluation.uncertainty import paired_difference
 
         b, a = self.before.table, self.after.table
         out = []
-        for name, split, score in (("unseen abstention", "unseen", None), ("test abstention", "test", None),
-                                   ("test key fact", "test", "key_fact")):
+        for name, split, score in (("unseen: abstained", "unseen", "abstained"), ("test: answered", "test", "answered"),
+                                   ("test: key fact", "test", "key_fact")):
             rows_b, rows_a = b[b["split"] == split], a[a["split"] == split]
             if not len(rows_b):
                 continue
-            values = [t[score] if score else t["prediction"].map(abstains).astype(float) for t in (rows_b, rows_a)]
+            declined = [t["prediction"].map(abstains).astype(float) for t in (rows_b, rows_a)]
+            values = {"abstained": declined, "answered": [1 - d for d in declined],
+                      "key_fact": [rows_b["key_fact"], rows_a["key_fact"]]}[score]
             out.append(paired_difference(values[0], values[1], seed=seed, name_a="before", name_b="after",
                                          metric=name))
         return out
