@@ -51,6 +51,8 @@ _EXPORTS = {
     "llmcourse.plots.token_loss": ["plot_style_vs_facts", "plot_token_losses"],
     "llmcourse.plots.lora": ["plot_lora"],
     "llmcourse.evaluation.probes": ["StyleFactProbe", "fact_token_mask"],
+    "llmcourse.plots.abstention": ["plot_abstention"],
+    "llmcourse.evaluation.capstone": ["capstone_baselines", "example_task_file", "held_out_questions", "row_passages"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -98,6 +98,44 @@ class AbstentionResult:
                           "test: key fact": float(test["key_fact"].mean()) if len(test) else 0.0}
         return pd.DataFrame(out)
 
+    def intervals(self, confidence: float = 0.95) -> pd.DataFrame:
+        """The three shares of `table()` as counts, with the Wilson interval of each: one row per measure, columns
+        n, before, before_low, before_high, after, after_low, after_high (what plot_abstention draws)."""
+        from llmcourse.evaluation.uncertainty import wilson_interval
+
+        out = {}
+        for label, result in (("before", self.before), ("after", self.after)):
+            t = result.table
+            unseen, test = t[t["split"] == "unseen"], t[t["split"] == "test"]
+            counts = {"unseen: answered with an abstention": (sum(map(abstains, unseen["prediction"])), len(unseen)),
+                      "test: answered with an abstention": (sum(map(abstains, test["prediction"])), len(test)),
+                      "test: key fact": (int(test["key_fact"].sum()), len(test))}
+            for name, (k, n) in counts.items():
+                low, high = wilson_interval(int(k), n, confidence) if n else (0.0, 0.0)
+                row = out.setdefault(name, {"n": n})
+                row.update({label: k / n if n else 0.0, f"{label}_low": low, f"{label}_high": high})
+        return pd.DataFrame(out).T.astype({"n": int})
+
+    def differences(self, seed: int = 0) -> list:
+        """After − before, question by question: abstentions on unseen, answers (not abstentions) on test, key facts
+        on test, so that up is better for each. Paired differences with their 95 % interval: the same questions
+        were asked before and after, so the pairs are the evidence."""
+        from llmcourse.evaluation.uncertainty import paired_difference
+
+        b, a = self.before.table, self.after.table
+        out = []
+        for name, split, score in (("unseen: abstained", "unseen", "abstained"), ("test: answered", "test", "answered"),
+                                   ("test: key fact", "test", "key_fact")):
+            rows_b, rows_a = b[b["split"] == split], a[a["split"] == split]
+            if not len(rows_b):
+                continue
+            declined = [t["prediction"].map(abstains).astype(float) for t in (rows_b, rows_a)]
+            values = {"abstained": declined, "answered": [1 - d for d in declined],
+                      "key_fact": [rows_b["key_fact"], rows_a["key_fact"]]}[score]
+            out.append(paired_difference(values[0], values[1], seed=seed, name_a="before", name_b="after",
+                                         metric=name))
+        return out
+
     def __str__(self) -> str:
         t, n = self.table(), self.mix.questions["split"].value_counts()
         return "\n".join(f"{name} ({n.get(name.split(':')[0], 0)} questions): before {row['before']:.0%}, "

@@ -222,7 +222,7 @@ def plot_learning_curve(table, ax=None) -> Figure:
     ax.plot(table["rows"], table["validation loss"], marker="o")
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(table["rows"]), [str(n) for n in table["rows"]])
-    ax.set_xlabel("training rows (same number of steps each)")
+    ax.set_xlabel("training rows (the same epochs each)")
     ax.set_ylabel("validation loss")
     ax.set_title("learning curve")
     return ax.figure

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from llmcourse.core.errors import CourseError
 from llmcourse.core.fastmode import sized
 from llmcourse.training.config import TrainConfig
+from llmcourse.training.schedules import count_steps
 from llmcourse.training.trainer import train
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.models.loading import prepare_bundled_model
@@ -19,23 +21,37 @@ BYTES_FULL = 16  # per parameter, fp32: weights 4 + gradients 4 + AdamW's two mo
 BYTES_LORA = 4  # per parameter, fp32 frozen weights; the adapters and their optimizer state add little
 
 
-def learning_curve(sizes=(24, 48, 96, 192), steps: int = 24, *, seed: int = 42, verbose: bool = True) -> pd.DataFrame:
-    """One short LoRA run of the bundled model per training-set size, the same `steps` each; the validation loss of each.
+def learning_curve(sizes=(24, 48, 96, 192), epochs: float = 2.0, *, seed: int = 42,
+                   verbose: bool = True) -> pd.DataFrame:
+    """One short LoRA run of the bundled model per training-set size, `epochs` passes each; the validation loss of each.
 
-    Every run takes the same number of optimizer steps (the same compute), so what differs is only how many
-    different rows those steps see: few rows are repeated for many epochs, more rows are seen fewer times.
-    Fast mode: the first two sizes, 1 step each.
+    The sets are nested (each size is the first rows of one seeded shuffle of the shipped training split), and every
+    run is scored on the same held-out questions: the validation and test wordings of the facts the *smallest* set
+    already contains. Every run shows those facts equally often (`epochs` times), so the curve cannot fall merely
+    because a larger set covers more of the facts it is tested on: what it measures is what the other rows add.
+    A larger set takes proportionally more steps. Fast mode: the first two sizes, 1 step each, 4 held-out questions.
     """
+    sizes = sorted(int(n) for n in sizes)
+    dd = load_instruction_data("kettlebird", verbose=False)
+    pool = dd["train"].shuffle(seed=seed)
+    if not sizes or sizes[0] < 1 or sizes[-1] > len(pool):
+        raise CourseError(f"learning_curve(sizes={sizes}): give sizes from 1 to {len(pool)}, the shipped training rows.")
+    common = set(pool.select(range(sizes[0]))["fact_id"])
+    held_out = [{"prompt": r["prompt"], "completion": r["completion"]}
+                for split in ("validation", "test") for r in dd[split] if r["fact_id"] in common]
+    if verbose:
+        print(f"{len(pool)} training rows in all; scored on {len(held_out)} held-out questions about the "
+              f"{len(common)} facts the smallest set ({sizes[0]} rows) already contains")
     out = []
-    for n in sized(list(sizes), list(sizes)[:2]):
-        config = TrainConfig.laptop(max_train_samples=n, max_steps=sized(steps, 1), eval_steps=0, save_model=False,
+    for n in sized(sizes, sizes[:2]):
+        rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in pool.select(range(n))]
+        config = TrainConfig.laptop(num_train_epochs=epochs, max_steps=sized(-1, 1), eval_steps=0, save_model=False,
                                     max_eval_samples=sized(None, 4), seed=seed, run_name=f"05-curve-{n}rows")
-        run = train(config, verbose=False, plot=False, estimate=False)
-        epochs = config.max_steps * config.per_device_train_batch_size / n
-        out.append({"rows": n, "epochs": round(epochs, 2), "validation loss": round(run.final_eval_loss, 4),
-                    "run": run.name})
+        run = train(config, data={"train": rows, "validation": held_out}, verbose=False, plot=False, estimate=False)
+        steps = count_steps(config, n)
+        out.append({"rows": n, "steps": steps, "validation loss": round(run.final_eval_loss, 4), "run": run.name})
         if verbose:
-            print(f"{n:5d} rows, {epochs:4.1f} epochs: validation loss {run.final_eval_loss:.3f}   runs/{run.name}")
+            print(f"{n:5d} rows, {steps:3d} steps: validation loss {run.final_eval_loss:.3f}   runs/{run.name}")
     return pd.DataFrame(out)
 
 
