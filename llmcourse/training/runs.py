@@ -381,7 +381,10 @@ def died_line(run: Run) -> str:
 
 
 def free_bytes(path: Path) -> int:
-    """Free space on the disk that holds `path`: the one place the run store reads it."""
+    """Free space on the disk that holds `path` (or will: an output_dir not made yet): the one place it is read."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
     return shutil.disk_usage(path).free
 
 
