@@ -101,8 +101,8 @@ def _cut_notebook_03(tmp_path, *, finetune: bool):
     assert len(panel) == 1, "notebook 03 should show one training panel"
     cells = [nb.cells[0], code[0]]
     if finetune:
-        at = next((i for i, c in enumerate(code) if c.source.startswith("run = train(config")), None)
-        assert at is not None, "notebook 03 should have its main finetune, a cell starting `run = train(config`"
+        at = next((i for i, c in enumerate(code) if "\nrun = train(config" in "\n" + c.source), None)
+        assert at is not None, "notebook 03 should have its main finetune, a cell with a line `run = train(config`"
         made = next((c for c in reversed(code[1:at]) if "config = " in c.source), None)
         assert made is not None, "notebook 03 should make the main finetune's `config` in a cell before it"
         cells += [made, code[at]]
