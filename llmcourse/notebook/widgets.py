@@ -112,7 +112,7 @@ def sweep_rates(learning_rate: float) -> list:
     return [learning_rate / 3, learning_rate, learning_rate * 3]
 
 
-def held_out_questions(n: int = 3) -> list:
+def panel_questions(n: int = 3) -> list:
     """The first n questions of the shipped data's test split (trained facts in new words), with references."""
     test = load_instruction_data("kettlebird", split="test", verbose=False)
     return [{"question": r["prompt"], "reference": r["completion"]} for r in test.select(range(n))]
@@ -471,7 +471,7 @@ class TrainingPanel:
         if not chosen:
             self.status.value = "Check at least one run that has ended, then ask again."
             return
-        self.questions = self.questions or held_out_questions(3)
+        self.questions = self.questions or panel_questions(3)
         answers = {}
         for i, e in enumerate(chosen):  # said beside the button and in the status line: it takes seconds per run
             doing = (f"asking run #{e.number} ({i + 1} of {len(chosen)}) {len(self.questions)} questions: "

@@ -427,8 +427,9 @@ def delete_run(name_or_path, force: bool = False) -> tuple[Path, int]:
         why = "its run.json is not a record the course wrote" if is_run(path) else "it is not a run folder nor the " \
               f"exact name of a run in {runs_dir()}"
         raise CourseError(f"{name_or_path!r}: {why}, so nothing was deleted (`python -m llmcourse runs` lists the runs).")
-    pid = _read_json(path / RECORD).get("pid")
-    if not force and _read_json(path / RECORD).get("status") == "running" and process_alive(pid):
+    record = _read_json(path / RECORD)
+    pid = record.get("pid")
+    if not force and record.get("status") == "running" and process_alive(pid):
         raise CourseError(f"{path.name} is still training (process {pid}): stop it first, or pass force=True "
                           "(CLI: --force) to delete it anyway.")
     size = disk_size(path)
