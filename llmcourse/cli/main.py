@@ -1,7 +1,7 @@
 """`python -m llmcourse <command>`: the course's command line.
 
 Every command has the same shape: a module `llmcourse/cli/<command>.py` with `add_arguments(parser)` and
-`run(args) -> int`, listed once in COMMANDS below. The command modules import the library inside `run`, so
+`run(args) -> int` (and optionally `parents()`, parsers whose flags it inherits), listed once in COMMANDS below. The command modules import the library inside `run`, so
 building the parser stays quick and `doctor` works even when a heavy package is broken.
 """
 from __future__ import annotations
@@ -35,7 +35,8 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in (commands or COMMANDS).items():
         mod = importlib.import_module(f"llmcourse.cli.{module}")
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        parents = mod.parents() if hasattr(mod, "parents") else []
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     _add_debug(parser, default=False)

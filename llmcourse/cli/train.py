@@ -16,11 +16,15 @@ from llmcourse.training.config import TrainConfig, config_from_args, optional_pa
 OPTIONAL_FIELDS = {name for name, hint in typing.get_type_hints(TrainConfig).items() if type(None) in typing.get_args(hint)}
 
 
-def add_arguments(parser) -> None:
+def parents() -> list[argparse.ArgumentParser]:
+    """The parsers whose flags this command inherits (argparse's parents=): one flag per TrainConfig field."""
     from transformers import HfArgumentParser
 
+    return [HfArgumentParser(TrainConfig, add_help=False)]
+
+
+def add_arguments(parser) -> None:
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter  # each flag's help ends with its default
-    parser._add_container_actions(HfArgumentParser(TrainConfig, add_help=False))  # what argparse's parents= does
     for action in parser._actions:
         action.option_strings.sort(key=lambda s: "_" in s)  # --learning-rate first in --help, as the README writes it
         if action.dest in OPTIONAL_FIELDS:  # --max-eval-samples None means "all", as TrainConfig(None) does
