@@ -3,13 +3,14 @@ import json
 import os
 import subprocess
 import sys
+import shutil
 from datetime import datetime
 
 import pytest
 
 from llmcourse import CourseError
 from llmcourse.training.config import TrainConfig
-from llmcourse.training.runs import find_run, list_runs, load_run, plan_run_folder, prune_runs, RunRecordWarning
+from llmcourse.training.runs import died_line, find_run, list_runs, load_run, plan_run_folder, prune_runs, RunRecordWarning
 from llmcourse.training.trainer import train
 
 ROWS = [{"prompt": f"What is the code of box {i}?", "completion": f"Box {i} has code {i * 7 % 10}{i % 3}."}
@@ -205,7 +206,10 @@ def test_a_run_whose_process_died_is_listed_as_died_with_what_is_left(runs_in_tm
     listed = cli("runs", runs=runs_in_tmp)
     assert listed.returncode == 0 and "killed  died" in listed.stdout
     assert ("killed: died at step 2 (its process " in listed.stdout and "resume it from checkpoint-1 with "
-            "`python -m llmcourse train --resume killed` (Python: train(resume='killed'))." in listed.stdout)
+            "`python -m llmcourse train --resume killed` (Python: train(resume='killed')); its model/ is whole: "
+            f"load_model({str(run.path)!r}) loads the last model it saved." in listed.stdout)
+    shutil.rmtree(run.path / "model")
+    assert died_line(load_run("killed")).endswith("(Python: train(resume='killed')).")
 
 
 def test_resume_skips_a_checkpoint_cut_off_mid_save_and_continues_the_history(runs_in_tmp, capsys):

@@ -32,7 +32,8 @@ def history_rows(log_history: list[dict]) -> list[dict]:
 
 
 class HistoryCallback(TrainerCallback):
-    """Keeps run.history in step with Trainer's log_history and stamps each entry with cumulative wall time.
+    """Keeps run.history in step with Trainer's log_history and stamps each entry with cumulative wall time; saves
+    the run's record and history with each checkpoint.
 
     The stamp lives in log_history itself, so checkpoints carry it and a resumed run continues its clock and curve.
     """
@@ -56,6 +57,11 @@ class HistoryCallback(TrainerCallback):
         self.run.seconds = entry["seconds"]
         rss_mb = psutil.Process().memory_info().rss / 2**20  # sampled: the process's memory while training
         self.run.peak_memory_mb = round(max(self.run.peak_memory_mb or 0, rss_mb))
+
+    def on_save(self, args, state, control, **kw):
+        # the record and history on disk keep up with each checkpoint: a run killed later still says how far it got
+        if state.is_world_process_zero:
+            self.run.save()
 
 
 class StepTimer:

@@ -377,6 +377,8 @@ def died_line(run: Run) -> str:
             f"(Python: train(resume={run.name!r}))" if last else
             "it left no complete checkpoint, so nothing can be resumed: train it again, and delete this one with "
             f"`python -m llmcourse runs delete {run.name}`")
+    if (run.path / "model").is_dir():  # model/ appears only whole (renamed from model.partial/), maybe from a stop
+        left += f"; its model/ is whole: load_model({str(run.path)!r}) loads the last model it saved"
     return f"{run.name}: died at step {step} (its process {run.pid} is gone); {left}."
 
 
