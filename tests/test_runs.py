@@ -246,3 +246,11 @@ def test_two_runs_started_at_the_same_moment_get_a_folder_each(runs_in_tmp, tmp_
     assert sorted(r.config.learning_rate for r in runs) == [1e-3, 2e-3, 3e-3, 4e-3]
     assert sorted(r.name for r in runs if r.config.run_name) == ["same", "same-2"]
     assert all(r.status == "finished" for r in runs)
+
+
+def test_resuming_from_the_last_checkpoint_trains_no_step_past_the_end(runs_in_tmp):
+    """A kill during the final save leaves checkpoint-N at max_steps; Trainer alone would take a step N+1."""
+    run = train(fast(run_name="ended", max_steps=3, save_steps=3), data=DATA, verbose=False, estimate=False)
+    resumed = train(resume=str(run.path / "checkpoints" / "checkpoint-3"), data=DATA, verbose=False, estimate=False)
+    assert resumed.status == "finished" and [r["step"] for r in resumed.history] == [r["step"] for r in run.history]
+    assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == ["checkpoint-3"]

@@ -38,7 +38,7 @@ class Run:
     config: TrainConfig
     path: Path
     history: list = field(default_factory=list, repr=False)  # rows with HISTORY_COLUMNS keys (None = not logged)
-    status: str = "running"  # running | finished | stopped | diverged | interrupted | crashed
+    status: str = "running"  # running | finished | stopped | diverged | interrupted | crashed | died
     message: str = ""
     precision: str = "fp32"
     device: str = "cpu"
@@ -52,7 +52,7 @@ class Run:
     compile_seconds: float | None = None  # time torch spent compiling during the run
     best_checkpoint: str | None = None
     started: str | None = None  # local time the run started, ISO format: orders runs, "latest" means newest
-    pid: int | None = None  # the process training it, while it is "running" (a dead one means the run died)
+    pid: int | None = None  # the process training it, while it is "running" (kept when it died)
     model: object = field(default=None, repr=False, compare=False)  # trained model in memory; None in low-memory mode
     tokenizer: object = field(default=None, repr=False, compare=False)
     session: object = field(default=None, repr=False, compare=False)  # while prepared and fitting: the Trainer etc.
@@ -101,8 +101,9 @@ class Run:
 
     @property
     def died(self) -> bool:
-        """Recorded as running, but the process that trained it is gone (killed, or the machine restarted)."""
-        return self.status == "running" and not process_alive(self.pid)
+        """Its process ended without finishing it (killed, or the machine restarted): recorded as died, or still as
+        running with its process gone."""
+        return self.status == "died" or (self.status == "running" and not process_alive(self.pid))
 
     def save(self) -> None:
         """Write train_config.json, run.json, history.json and history.csv, each complete or not at all."""
@@ -246,12 +247,26 @@ def load_run(name_or_path) -> Run:
         raise CourseError(f"{path}: run.json and train_config.json must each hold a JSON object; the run record is "
                           f"damaged. Delete the folder if you no longer need it.")
     history = _read_json(path / "history.json") if (path / "history.json").is_file() else []
+    if record.get("status") == "running" and not process_alive(record.get("pid")):
+        record = _record_death(path, record)
     fields = set(RECORD_FIELDS)
     try:
         return Run(config=TrainConfig.from_dict(config), path=path, history=history,
                    **{k: v for k, v in record.items() if k in fields})
     except CourseError as e:
         raise CourseError(f"{path / 'train_config.json'}: {e}") from None
+
+
+def _record_death(path: Path, record: dict) -> dict:
+    """A "running" record whose process is gone (a kill, a power cut) becomes "died", on disk too, so the store
+    never claims a dead run trains. Read again first: a run that ended just now has written its own record."""
+    again = _read_json(path / RECORD)
+    if not isinstance(again, dict) or again.get("status") != "running" or again.get("pid") != record.get("pid"):
+        return again if isinstance(again, dict) else record
+    record = {**record, "status": "died"}
+    with contextlib.suppress(OSError):  # a read-only store: said in memory only
+        write_atomic(path / RECORD, json.dumps(record, indent=2))
+    return record
 
 
 def list_runs(prefix: str | None = None, folder=None) -> list[Run]:

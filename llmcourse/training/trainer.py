@@ -92,6 +92,14 @@ def _trainer_class():
                 set_aside_incomplete_checkpoints(Path(self.args.output_dir))
             super()._save_checkpoint(model, trial)
 
+        def _run_epoch(self, *args, **kw):
+            # Resumed from the run's last checkpoint (a kill during the final save): Trainer would still take one
+            # step before it looks at max_steps, and train past the end; there is nothing left to train
+            if self.state.global_step >= self.state.max_steps > 0:
+                self.control.should_training_stop = True
+                return None
+            return super()._run_epoch(*args, **kw)
+
         def create_scheduler(self, num_training_steps, optimizer=None):
             if self.lr_scheduler is None:
                 self.lr_scheduler = make_scheduler(self.course_config, optimizer or self.optimizer,
