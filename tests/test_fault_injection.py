@@ -1,0 +1,180 @@
+"""Real `train` processes killed at points a seeded random generator picks: nothing in the run store is lost.
+
+30 SIGKILLs spread over the training steps, the checkpoint saves and the final save, then 10 SIGINTs and 10
+SIGTERMs during the steps and checkpoint saves. The processes come from tests/fault_child.py, which imports the
+course once and forks one process per command line (each a real `python -m llmcourse train`), and which holds the
+hooks that send the signal at the chosen write or step. After each kill the store holds no "running" record of a dead
+process, and the run loads, or resumes to its end and loads, or is listed as died with the line that says what is
+left; every earlier run stays byte-identical.
+"""
+import hashlib
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from llmcourse.training.runs import died_line, last_complete_checkpoint, load_run
+
+SEED = 20261202
+ROWS = [{"question": f"What is the code of box {i}?", "answer": f"Box {i} has code {i * 7 % 10}{i % 3}."}
+        for i in range(24)]
+TRAIN = ["train", "--model", "tiny-random", "--lora", "--max-steps", "12", "--save-steps", "4", "--save-total-limit",
+         "2", "--eval-steps", "0", "--per-device-train-batch-size", "2", "--compile", "false", "--quiet"]
+EXIT = {"KILL": -9, "INT": 0, "TERM": -15}  # INT: stopped with a checkpoint, exit 0; TERM: the same, then dies of it
+
+
+class Server:
+    """tests/fault_child.py: one forked `train` process per job, each answered with its exit code."""
+
+    def __init__(self, root: Path):
+        self.root, self.jobs = root, 0
+        self.data = root / "qa.jsonl"
+        self.data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+        env = {**os.environ, "LLMCOURSE_RUNS": str(root / "runs"), "OMP_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fault_child.py"))], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert json.loads(self.proc.stdout.readline()) == {"ready": True}
+
+    def run(self, argv, fault=None, events=False, load=None):
+        self.jobs += 1
+        spec = {"argv": argv, "load": load, "fault": fault, "log": str(self.root / f"job-{self.jobs}.log"),
+                "events": str(self.root / "events.json") if events else None, "fired": str(self.root / "fired.json")}
+        (self.root / "fired.json").unlink(missing_ok=True)
+        self.proc.stdin.write(json.dumps(spec) + "\n")
+        self.proc.stdin.flush()
+        code = json.loads(self.proc.stdout.readline())["returncode"]
+        fired = json.loads((self.root / "fired.json").read_text()) if (self.root / "fired.json").is_file() else None
+        return code, Path(spec["log"]).read_text(errors="replace"), fired
+
+    def train(self, name, fault=None, events=False):
+        return self.run([*TRAIN, "--data", str(self.data), "--run-name", name], fault, events)
+
+    def load(self, run_folder: Path) -> None:
+        code, log, _ = self.run([], load=str(run_folder))
+        assert code == 0 and "Traceback" not in log, (run_folder.name, log[-3000:])
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("faults"))
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def points(server):
+    """The events of one whole run, by stratum: steps (from the first step on), checkpoint saves, final save."""
+    code, log, _ = server.train("calibration", events=True)
+    assert code == 0, log[-2000:]
+    events = json.loads((server.root / "events.json").read_text())
+    first_step = next(e["at"] for e in events if e["kind"] == "step")
+    strata = {"steps": [e for e in events if e["phase"] == "steps" and e["at"] >= first_step],
+              "checkpoint": [e for e in events if e["phase"] == "checkpoint"],
+              "final": [e for e in events if e["phase"] == "final"]}
+    assert all(len(v) >= 10 for v in strata.values()), {k: len(v) for k, v in strata.items()}
+    return strata
+
+
+def fingerprint(folder: Path) -> dict:
+    """Every file of a run folder with its size and modification time: any write changes one of them."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def same_event(planned: dict, fired: dict, name: str) -> bool:
+    norm = lambda e: (e["phase"], e["kind"], re.sub(r"\.\d+\.tmp$", ".tmp", (e["path"] or "").split("/", 1)[-1]))
+    return fired["at"] == planned["at"] and norm(planned) == norm(fired) and (fired["path"] or name).startswith(name)
+
+
+def recover(server, name: str) -> str:
+    """What the course makes of a killed run: 'loaded', 'resumed' (then loaded) or 'died' (listed, nothing to
+    resume); anything else fails the test."""
+    run = load_run(server.root / "runs" / name)
+    if run.status in ("finished", "stopped") and (run.path / "model").is_dir():
+        server.load(run.path)
+        return "loaded"
+    assert run.died and run.status == "died", (name, run.status, run.message)  # and said so on disk too
+    line = died_line(run)
+    assert line.startswith(f"{name}: died at step ") and "(its process " in line
+    if last_complete_checkpoint(run.path / "checkpoints") is None:
+        assert "nothing can be resumed" in line and "runs delete" in line, line
+        return "died"
+    assert f"`python -m llmcourse train --resume {name}`" in line, line
+    code, log, _ = server.run(["train", "--resume", name, "--quiet"])
+    assert code == 0 and "Traceback" not in log, log[-3000:]
+    run = load_run(run.path)
+    assert run.status == "finished" and run.history[-1]["step"] == 12, (run.status, run.history[-1:])
+    server.load(run.path)
+    return "resumed"
+
+
+def no_running_record_of_a_dead_process(server) -> None:
+    for path in sorted((server.root / "runs").iterdir()):
+        if (path / "run.json").is_file():
+            load_run(path)  # reading it marks a dead process's run as died
+            record = json.loads((path / "run.json").read_text())
+            assert record["status"] != "running", (path.name, record["status"], record.get("pid"))
+
+
+def inject(server, plan: list, check) -> Counter:
+    """Run each (name, signal, event) of the plan, check what is left, and keep every earlier run untouched."""
+    tally, earlier, sealed = Counter(), {}, {}
+    for name, sig, event in plan:
+        code, log, fired = server.train(name, fault={"at": event["at"], "signal": sig})
+        assert fired and same_event(event, fired, name), (name, event, fired, log[-2000:])
+        assert code == EXIT[sig] and "Traceback" not in log, (name, sig, event, code, log[-3000:])
+        no_running_record_of_a_dead_process(server)
+        tally[check(name, sig)] += 1
+        for other, prints in earlier.items():
+            assert fingerprint(server.root / "runs" / other) == prints, f"{other} changed while {name} ran"
+        earlier[name] = fingerprint(server.root / "runs" / name)
+        sealed[name] = digest(server.root / "runs" / name)
+    damaged = [n for n, d in sealed.items() if digest(server.root / "runs" / n) != d]
+    print(f"\n{sum(tally.values())}/{len(plan)} {plan[0][1]} faults recovered ({dict(tally)}), "
+          f"{len(damaged)} runs damaged")
+    assert not damaged and sum(tally.values()) == len(plan)
+    return tally
+
+
+def test_30_sigkills_over_steps_checkpoints_and_the_final_save_lose_nothing(server, points):
+    rng = random.Random(SEED)
+    chosen = [e for stratum in ("steps", "checkpoint", "final") for e in rng.sample(points[stratum], 10)]
+    plan = [(f"kill-{i:02d}", "KILL", e) for i, e in enumerate(chosen)]
+    tally = inject(server, plan, lambda name, sig: recover(server, name))
+    assert tally["resumed"] > 0 and tally["died"] > 0, tally  # the seed reaches both kinds of kill
+
+
+@pytest.mark.parametrize("sig", ["INT", "TERM"])
+def test_10_sigints_and_10_sigterms_end_with_a_checkpoint(server, points, sig):
+    rng = random.Random(f"{SEED}-{sig}")
+    chosen = rng.sample(points["steps"] + points["checkpoint"], 10)
+
+    def check(name, sig):
+        run = load_run(server.root / "runs" / name)
+        assert run.status in ("stopped", "finished") and not run.died, (name, run.status, run.message)
+        step = run.history[-1]["step"]
+        assert last_complete_checkpoint(run.path / "checkpoints").endswith(f"checkpoint-{step}"), name
+        if run.status == "stopped":  # the hint names the command line's form, where the run was started
+            assert f"`python -m llmcourse train --resume {name}` continues exactly from here" in run.message
+        assert (run.path / "model" / "adapter_model.safetensors").is_file() and not (run.path / "model.partial").exists()
+        return recover(server, name)
+
+    inject(server, [(f"{sig.lower()}-{i:02d}", sig, e) for i, e in enumerate(chosen)], check)
