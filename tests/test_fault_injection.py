@@ -1,7 +1,7 @@
 """Real `train` processes killed at points a seeded random generator picks: nothing in the run store is lost.
 
 30 SIGKILLs spread over the training steps, the checkpoint saves and the final save, then 10 SIGINTs and 10
-SIGTERMs during the steps and checkpoint saves. The processes come from tests/fault_child.py, which imports the
+SIGTERMs spread the same way (a signal during the final save lets it finish). The processes come from tests/fault_child.py, which imports the
 course once and forks one process per command line (each a real `python -m llmcourse train`), and which holds the
 hooks that send the signal at the chosen write or step. After each kill the store holds no "running" record of a dead
 process, and the run loads, or resumes to its end and loads, or is listed as died with the line that says what is
@@ -10,11 +10,14 @@ left; every earlier run stays byte-identical.
 import hashlib
 import json
 import os
+import queue
 import random
 import re
 import subprocess
 import sys
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,31 +29,41 @@ ROWS = [{"question": f"What is the code of box {i}?", "answer": f"Box {i} has co
         for i in range(24)]
 TRAIN = ["train", "--model", "tiny-random", "--lora", "--max-steps", "12", "--save-steps", "4", "--save-total-limit",
          "2", "--eval-steps", "0", "--per-device-train-batch-size", "2", "--compile", "false", "--quiet"]
-EXIT = {"KILL": -9, "INT": 0, "TERM": -15}  # INT: stopped with a checkpoint, exit 0; TERM: the same, then dies of it
+EXIT = {"KILL": -9, "INT": 0, "TERM": -15}  # INT: stopped (or finished) with a checkpoint, exit 0; TERM: then dies of it
 
 
 class Server:
-    """tests/fault_child.py: one forked `train` process per job, each answered with its exit code."""
+    """tests/fault_child.py: one forked `train` process per job, each answered with its exit code; jobs from
+    several threads run side by side."""
 
     def __init__(self, root: Path):
-        self.root, self.jobs = root, 0
+        self.root, self.jobs, self.lock, self.answers = root, 0, threading.Lock(), {}
         self.data = root / "qa.jsonl"
         self.data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
         env = {**os.environ, "LLMCOURSE_RUNS": str(root / "runs"), "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fault_child.py"))], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert json.loads(self.proc.stdout.readline()) == {"ready": True}
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            answer = json.loads(line)
+            self.answers[answer["id"]].put(answer["returncode"])
 
     def run(self, argv, fault=None, events=False, load=None):
-        self.jobs += 1
-        spec = {"argv": argv, "load": load, "fault": fault, "log": str(self.root / f"job-{self.jobs}.log"),
-                "events": str(self.root / "events.json") if events else None, "fired": str(self.root / "fired.json")}
-        (self.root / "fired.json").unlink(missing_ok=True)
-        self.proc.stdin.write(json.dumps(spec) + "\n")
-        self.proc.stdin.flush()
-        code = json.loads(self.proc.stdout.readline())["returncode"]
-        fired = json.loads((self.root / "fired.json").read_text()) if (self.root / "fired.json").is_file() else None
-        return code, Path(spec["log"]).read_text(errors="replace"), fired
+        with self.lock:
+            self.jobs += 1
+            job, box = self.jobs, queue.Queue(1)
+            self.answers[job] = box
+            spec = {"id": job, "argv": argv, "load": load, "fault": fault, "log": str(self.root / f"job-{job}.log"),
+                    "events": str(self.root / "events.json") if events else None,
+                    "fired": str(self.root / f"fired-{job}.json")}
+            self.proc.stdin.write(json.dumps(spec) + "\n")
+            self.proc.stdin.flush()
+        code = box.get(timeout=600)
+        fired = Path(spec["fired"])
+        return code, Path(spec["log"]).read_text(errors="replace"), json.loads(fired.read_text()) if fired.is_file() else None
 
     def train(self, name, fault=None, events=False):
         return self.run([*TRAIN, "--data", str(self.data), "--run-name", name], fault, events)
@@ -126,46 +139,73 @@ def recover(server, name: str) -> str:
     return "resumed"
 
 
-def no_running_record_of_a_dead_process(server) -> None:
+def no_running_record_of_a_dead_process(server, busy: set) -> None:
+    """Reading the store marks a dead process's run as died; no record then says running, but a run in training."""
     for path in sorted((server.root / "runs").iterdir()):
-        if (path / "run.json").is_file():
-            load_run(path)  # reading it marks a dead process's run as died
+        if (path / "run.json").is_file() and path.name not in busy:
+            load_run(path)
             record = json.loads((path / "run.json").read_text())
             assert record["status"] != "running", (path.name, record["status"], record.get("pid"))
 
 
-def inject(server, plan: list, check) -> Counter:
-    """Run each (name, signal, event) of the plan, check what is left, and keep every earlier run untouched."""
-    tally, earlier, sealed = Counter(), {}, {}
-    for name, sig, event in plan:
-        code, log, fired = server.train(name, fault={"at": event["at"], "signal": sig})
+class Store:
+    """What every lane of faults shares: the runs being trained now, and the files of each run already done."""
+
+    def __init__(self, server):
+        self.server, self.lock, self.busy, self.prints, self.sealed = server, threading.Lock(), set(), {}, {}
+
+    def fault(self, name, sig, event, check) -> str:
+        with self.lock:
+            self.busy.add(name)
+        code, log, fired = self.server.train(name, fault={"at": event["at"], "signal": sig})
         assert fired and same_event(event, fired, name), (name, event, fired, log[-2000:])
         assert code == EXIT[sig] and "Traceback" not in log, (name, sig, event, code, log[-3000:])
-        no_running_record_of_a_dead_process(server)
-        tally[check(name, sig)] += 1
-        for other, prints in earlier.items():
-            assert fingerprint(server.root / "runs" / other) == prints, f"{other} changed while {name} ran"
-        earlier[name] = fingerprint(server.root / "runs" / name)
-        sealed[name] = digest(server.root / "runs" / name)
-    damaged = [n for n, d in sealed.items() if digest(server.root / "runs" / n) != d]
-    print(f"\n{sum(tally.values())}/{len(plan)} {plan[0][1]} faults recovered ({dict(tally)}), "
-          f"{len(damaged)} runs damaged")
+        with self.lock:
+            busy = self.busy - {name}  # the other lane's run may be training (or resuming) right now
+        no_running_record_of_a_dead_process(self.server, busy)
+        outcome = check(name, sig)
+        with self.lock:
+            self.busy.discard(name)
+            done = dict(self.prints)
+        for other, prints in done.items():
+            assert fingerprint(self.server.root / "runs" / other) == prints, f"{other} changed while {name} ran"
+        folder = self.server.root / "runs" / name
+        with self.lock:
+            self.prints[name], self.sealed[name] = fingerprint(folder), digest(folder)
+        return outcome
+
+
+def inject(server, plan: list, check, capsys) -> Counter:
+    """Run the plan's (name, signal, event)s in two lanes (one per core), check what each leaves, and keep every
+    run done before untouched."""
+    store = Store(server)
+
+    def lane(part):
+        return [store.fault(name, sig, event, check) for name, sig, event in part]
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = [o for f in [pool.submit(lane, plan[0::2]), pool.submit(lane, plan[1::2])] for o in f.result()]
+    tally = Counter(outcomes)
+    damaged = [n for n, d in store.sealed.items() if digest(server.root / "runs" / n) != d]
+    with capsys.disabled():  # the tally shows in every run of the suite, not only with -s
+        print(f"\n{sum(tally.values())}/{len(plan)} SIG{plan[0][1]} faults recovered ({dict(tally)}), "
+              f"{len(damaged)} runs damaged")
     assert not damaged and sum(tally.values()) == len(plan)
     return tally
 
 
-def test_30_sigkills_over_steps_checkpoints_and_the_final_save_lose_nothing(server, points):
+def test_30_sigkills_over_steps_checkpoints_and_the_final_save_lose_nothing(server, points, capsys):
     rng = random.Random(SEED)
     chosen = [e for stratum in ("steps", "checkpoint", "final") for e in rng.sample(points[stratum], 10)]
     plan = [(f"kill-{i:02d}", "KILL", e) for i, e in enumerate(chosen)]
-    tally = inject(server, plan, lambda name, sig: recover(server, name))
+    tally = inject(server, plan, lambda name, sig: recover(server, name), capsys)
     assert tally["resumed"] > 0 and tally["died"] > 0, tally  # the seed reaches both kinds of kill
 
 
 @pytest.mark.parametrize("sig", ["INT", "TERM"])
-def test_10_sigints_and_10_sigterms_end_with_a_checkpoint(server, points, sig):
+def test_10_sigints_and_10_sigterms_end_with_a_checkpoint(server, points, sig, capsys):
     rng = random.Random(f"{SEED}-{sig}")
-    chosen = rng.sample(points["steps"] + points["checkpoint"], 10)
+    chosen = [e for stratum, n in (("steps", 4), ("checkpoint", 3), ("final", 3)) for e in rng.sample(points[stratum], n)]
 
     def check(name, sig):
         run = load_run(server.root / "runs" / name)
@@ -177,4 +217,4 @@ def test_10_sigints_and_10_sigterms_end_with_a_checkpoint(server, points, sig):
         assert (run.path / "model" / "adapter_model.safetensors").is_file() and not (run.path / "model.partial").exists()
         return recover(server, name)
 
-    inject(server, [(f"{sig.lower()}-{i:02d}", sig, e) for i, e in enumerate(chosen)], check)
+    inject(server, [(f"{sig.lower()}-{i:02d}", sig, e) for i, e in enumerate(chosen)], check, capsys)

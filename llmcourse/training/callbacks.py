@@ -177,10 +177,11 @@ class StopCallback(TrainerCallback):
 
 
 @contextlib.contextmanager
-def stop_on_interrupt(flag: threading.Event):
+def stop_on_interrupt(flag: threading.Event, saving: bool = False):
     """While training in the main thread, the first Ctrl-C, notebook stop button or SIGTERM (a kernel restart, a
     closed terminal, a job scheduler) sets `flag`, so the run stops after the current step with a checkpoint; a
-    second one aborts at once. Yields the list of signals received."""
+    second one aborts at once. saving=True: around the final save, which the first one lets finish. Yields the list
+    of signals received."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -192,8 +193,9 @@ def stop_on_interrupt(flag: threading.Event):
         flag.set()
         received.append(signum)
         what = "SIGTERM" if signum == signal.SIGTERM else "interrupt"
-        print(f"\n{what}: stopping after the current step, with a checkpoint (send it again to abort at once) ...",
-              flush=True)
+        then = "the model is being saved, which ends in a moment" if saving else \
+            "stopping after the current step, with a checkpoint"
+        print(f"\n{what}: {then} (send it again to abort at once) ...", flush=True)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

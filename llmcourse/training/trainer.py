@@ -39,7 +39,7 @@ from llmcourse.training.compiling import (BUCKET, compile_layers, decide, method
                                           watch_compiling)
 from llmcourse.training.cost import estimate_cost
 from llmcourse.data.tokenization import Collator
-from llmcourse.training.callbacks import history_rows
+from llmcourse.training.callbacks import history_rows, stop_on_interrupt
 from llmcourse.plots.figures import plot_history
 
 # peft calls a transformers method that transformers 5 marks deprecated; nothing a learner can act on
@@ -289,8 +289,6 @@ def _measure(run: Run, estimate: bool) -> None:
 def fit(run: Run) -> Run:
     """Train a prepared run. The Stop button, Ctrl-C and SIGTERM end it after the current step with a checkpoint; a
     second one aborts; a divergence rolls back; a crash is recorded and saved (finish), then raised."""
-    from llmcourse.training.callbacks import stop_on_interrupt
-
     s = run.session
     try:
         with watch_compiling() as s.timing, stop_on_interrupt(s.stop) as s.signals, _quiet_transformers():
@@ -309,14 +307,16 @@ def fit(run: Run) -> Run:
 
 
 def finish(run: Run) -> Run:
-    """Save a fitted run: the model (whole or not at all), record, history and plot; the Trainer goes. After a
-    SIGTERM the process then ends, as it was asked to."""
+    """Save a fitted run: the model (whole or not at all), record, history and plot; the Trainer goes. A first Ctrl-C
+    or SIGTERM during the save lets it finish (a second aborts it); after a SIGTERM the process then ends, as asked."""
     s, run.session = run.session, None
     if run.compiled:
         _uncompile(run, s.timing)
     if s.main:
         _remember_speed(run, s.timing)
-    _save_run(run, s.trainer, s.live, s.main, s.verbose)
+    with stop_on_interrupt(threading.Event(), saving=True) as late:  # a Ctrl-C or SIGTERM now lets the save end
+        _save_run(run, s.trainer, s.live, s.main, s.verbose)
+    s.signals += late
     if s.main and not keeps_model(run, s.loaded_here):
         run.model = None  # low-memory mode: load_model(run.path) brings it back
     if signal.SIGTERM in s.signals and run.status != "crashed":  # the checkpoint and record are saved: now end
