@@ -22,7 +22,7 @@ from llmcourse.plots.figures import SMOOTHING, LiveFigure, figure_png, plot_runs
 from llmcourse.training.runs import Run, runs_dir
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.training.schedules import count_steps
-from llmcourse.core.hardware import prefers_bf16
+from llmcourse.training.placement import resolve_precision
 from llmcourse.models.loading import load_model, pick_device
 from llmcourse.training.trainer import train
 from llmcourse.training.sweeps import lr_sweep
@@ -244,7 +244,7 @@ class TrainingPanel:
     side. The newest run keeps its model in memory; older ones (run.model is then None) answer from their folders.
     `panel.run` is the last run. `panel.result()` returns it, and when nobody pressed Train (a headless run
     of the notebook) it trains once with the current values, in the foreground.
-    bf16_native: whether bf16 is fast on the training device (None: measured once, see hardware.prefers_bf16).
+    bf16_native: whether bf16 is fast on the training device (None: whether precision='auto' picks bf16 there).
     questions: [{"question", "reference"}] to ask (default: the first 3 of the shipped data's test split).
     """
 
@@ -313,11 +313,8 @@ class TrainingPanel:
 
     def _native_bf16(self, config: TrainConfig) -> bool:
         if self.bf16_native is None:
-            import torch
-
-            device = pick_device(config.device).type
-            self.bf16_native = (prefers_bf16("cpu") if device == "cpu" else
-                                torch.cuda.is_bf16_supported() if device == "cuda" else True)
+            device = pick_device(config.device)  # MPS: no warning, as before
+            self.bf16_native = device.type == "mps" or resolve_precision("auto", device) == "bf16"
         return self.bf16_native
 
     def update_preview(self) -> None:

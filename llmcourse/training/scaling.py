@@ -12,7 +12,8 @@ from llmcourse.training.trainer import train
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.models.loading import prepare_bundled_model
 from llmcourse.data.tokenization import tokenize_example
-from llmcourse.core.hardware import matmul_gflops, prefers_bf16
+from llmcourse.core.hardware import matmul_gflops
+from llmcourse.training.placement import resolve_precision
 
 # Parameter counts from each model's config on the Hugging Face hub.
 MODEL_SIZES = {"SmolLM2-135M (bundled)": 134.5e6, "SmolLM2-360M": 361.8e6, "SmolLM2-1.7B": 1.71e9,
@@ -90,10 +91,12 @@ def finetune_cost(rows: int = 1000, tokens: float = 60.0, epochs: float = 3.0, g
 
 
 def measured_gflops() -> tuple[float, str]:
-    """This machine's matrix-multiply speed in GFLOP/s and its precision: the one training picks here (bf16 or fp32)."""
+    """This machine's matrix-multiply speed in GFLOP/s and its precision: the one precision='auto' picks here."""
     import torch
 
-    if torch.cuda.is_available():
-        return matmul_gflops(torch.bfloat16, n=4096, device="cuda"), "bf16, GPU"
-    bf16 = prefers_bf16()
-    return matmul_gflops(torch.bfloat16 if bf16 else torch.float32), "bf16" if bf16 else "fp32"
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision("auto", device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    if device.type == "cuda":
+        return matmul_gflops(dtype, n=4096, device="cuda"), f"{precision}, GPU"
+    return matmul_gflops(dtype), precision
