@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from llmcourse.training.callbacks import keeps_weight_copy
-from llmcourse.training.compiling import decide, method
+from llmcourse.training.compiling import decide
 from llmcourse.training.schedules import count_steps
 
 WARN_MINUTES = 10
@@ -142,7 +142,7 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
         memory_gb={k: round(v, 3) for k, v in memory.items()}, free_memory_gb=round(_free_memory_gb(device), 1),
         precision=precision, device=device.type, lora=config.lora)
     chosen = decide(config.compile, device, steps=steps, seconds_per_step=step_seconds, model=model,
-                    method=method(config), precision=precision, distributed=args.world_size > 1)
+                    method=config.method, precision=precision, distributed=args.world_size > 1)
     est.compile, est.compile_reason = chosen.compile, chosen.reason
     if verbose:
         print(est, flush=True)

@@ -92,7 +92,7 @@ class Run:
     def summary(self) -> dict:
         """One row for the compare table."""
         return {"run": self.name, "status": self.status, "lr": self.config.learning_rate,
-                "method": f"LoRA r={self.config.lora_r}" if self.config.lora else "full",
+                "method": self.config.method.replace("lora-r", "LoRA r="),
                 "steps": self.history[-1]["step"] if self.history else 0, "train loss": _round(self.final_loss),
                 "eval loss": _round(self.final_eval_loss), "minutes": round(self.seconds / 60, 2),
                 "tokens/s": round(self.tokens_per_second), "precision": self.precision,
