@@ -14,6 +14,7 @@ from llmcourse.models.loading import prepare_bundled_model
 from llmcourse.data.tokenization import tokenize_example
 from llmcourse.core.hardware import matmul_gflops
 from llmcourse.training.placement import resolve_precision
+from llmcourse.training.cost import training_flops
 
 # Parameter counts from each model's config on the Hugging Face hub.
 MODEL_SIZES = {"SmolLM2-135M (bundled)": 134.5e6, "SmolLM2-360M": 361.8e6, "SmolLM2-1.7B": 1.71e9,
@@ -71,7 +72,7 @@ def finetune_cost(rows: int = 1000, tokens: float = 60.0, epochs: float = 3.0, g
     """Memory and compute to finetune each model on `rows` examples of `tokens` tokens for `epochs` passes.
 
     Memory: 16 bytes per parameter for full finetuning (fp32 weights, gradients, AdamW), 4 for LoRA (frozen fp32
-    weights), before activations. Compute: 6 x parameters x tokens (forward 2, backward 4). Hours: at `gflops`
+    weights), before activations. Compute: training_flops, 6 x parameters x tokens. Hours: at `gflops`
     (measured on this machine when None) times `utilisation`, the share of the peak training reaches.
     """
     if gflops is None:
@@ -81,7 +82,7 @@ def finetune_cost(rows: int = 1000, tokens: float = 60.0, epochs: float = 3.0, g
     total_tokens = rows * tokens * epochs
     out = []
     for name, params in models.items():
-        flop = 6 * params * total_tokens
+        flop = training_flops(params, total_tokens)
         out.append({"model": name, "parameters (B)": round(params / 1e9, 3),
                     "full finetune memory (GB)": round(params * BYTES_FULL / 1e9, 1),
                     "LoRA memory (GB)": round(params * BYTES_LORA / 1e9, 1),
