@@ -19,11 +19,11 @@ from llmcourse.training.config import PRECISIONS, SCHEDULERS, TrainConfig, field
 from llmcourse.core.errors import CourseError
 from llmcourse.notebook.charts import PREVIEW_DPI, PREVIEW_SIZE, plot_schedule
 from llmcourse.plots.figures import SMOOTHING, LiveFigure, figure_png, plot_runs, run_color, smooth
-from llmcourse.training.runs import Run, runs_dir
+from llmcourse.training.runs import Run, run_model, runs_dir
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.training.schedules import count_steps
 from llmcourse.training.placement import resolve_precision
-from llmcourse.models.loading import load_model, pick_device
+from llmcourse.models.loading import pick_device
 from llmcourse.training.trainer import train
 from llmcourse.training.sweeps import lr_sweep
 from llmcourse.models.generation import generate
@@ -483,11 +483,9 @@ class TrainingPanel:
 
     @staticmethod
     def _answers(run: Run, prompts: list) -> list:
-        if run.model is not None:
-            return generate(run.model, run.tokenizer, prompts, max_new_tokens=MAX_NEW_TOKENS)
-        if not (run.path / "model").is_dir():
+        if run.model is None and not (run.path / "model").is_dir():
             return ["(no saved model: this run kept none)"] * len(prompts)
-        model, tokenizer = load_model(run.path / "model")
+        model, tokenizer = run_model(run)
         return generate(model, tokenizer, prompts, max_new_tokens=MAX_NEW_TOKENS)
 
     # ---- drawing ----------------------------------------------------------------------------------------

@@ -254,6 +254,18 @@ def load_run(name_or_path) -> Run:
         raise CourseError(f"{path / 'train_config.json'}: {e}") from None
 
 
+def run_model(run, device: str = "auto"):
+    """(model, tokenizer) of a run (a Run, or its folder, name or name prefix): the pair it holds in memory, else
+    the one saved in its folder's model/ (load_model says what is missing when there is none)."""
+    if isinstance(run, (str, os.PathLike)):
+        run = load_run(run)
+    if run.model is not None:
+        return run.model, run.tokenizer
+    from llmcourse.models.loading import load_model
+
+    return load_model(run.path, device=device)
+
+
 def list_runs(prefix: str | None = None, folder=None) -> list[Run]:
     """Every saved run in runs_dir() (or `folder`) whose name starts with `prefix`, oldest first.
 
