@@ -19,7 +19,7 @@ from llmcourse.training.config import PRECISIONS, SCHEDULERS, TrainConfig, field
 from llmcourse.core.errors import CourseError
 from llmcourse.notebook.charts import PREVIEW_DPI, PREVIEW_SIZE, plot_schedule
 from llmcourse.plots.figures import SMOOTHING, LiveFigure, figure_png, plot_runs, run_color, smooth
-from llmcourse.training.runs import Run, run_model, runs_dir
+from llmcourse.training.runs import Run, round_loss, run_model, runs_dir
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.training.schedules import count_steps
 from llmcourse.training.placement import resolve_precision
@@ -122,10 +122,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def _round(x):
-    return None if x is None else round(x, 3)
-
-
 class PanelRun:
     """One line of the panel's run list: number, colour, checkbox, and the Run (live while it trains)."""
 
@@ -159,8 +155,8 @@ class PanelRun:
         status = r.status + (" (sweep)" if self.sweep else "") + (f": {self.label_note}" if self.label_note else "")
         losses = [v for _, v in r.losses()]
         return {"#": self.number, "learning rate": f"{r.config.learning_rate:.1e}",
-                "train loss, smoothed": _round(smooth(losses, SMOOTHING)[-1]) if losses else None,
-                "last step": _round(losses[-1]) if losses else None, "validation loss": _round(r.final_eval_loss),
+                "train loss, smoothed": round_loss(smooth(losses, SMOOTHING)[-1]) if losses else None,
+                "last step": round_loss(losses[-1]) if losses else None, "validation loss": round_loss(r.final_eval_loss),
                 "steps": r.history[-1]["step"] if r.history else 0,
                 "time": _duration(r.seconds), "status": status, "run": r.name if self.ended else ""}
 

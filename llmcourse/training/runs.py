@@ -93,8 +93,8 @@ class Run:
         """One row for the compare table."""
         return {"run": self.name, "status": self.status, "lr": self.config.learning_rate,
                 "method": self.config.method.replace("lora-r", "LoRA r="),
-                "steps": self.history[-1]["step"] if self.history else 0, "train loss": _round(self.final_loss),
-                "eval loss": _round(self.final_eval_loss), "minutes": round(self.seconds / 60, 2),
+                "steps": self.history[-1]["step"] if self.history else 0, "train loss": round_loss(self.final_loss),
+                "eval loss": round_loss(self.final_eval_loss), "minutes": round(self.seconds / 60, 2),
                 "tokens/s": round(self.tokens_per_second), "precision": self.precision,
                 "trainable params": self.trainable_params,
                 "memory GB (est.)": self.estimate["memory_gb"]["total"] if self.estimate else None}
@@ -130,7 +130,8 @@ class Run:
                 f"{s['tokens/s']} tokens/s, {s['precision']}. {self.message}")
 
 
-def _round(x):
+def round_loss(x: float | None) -> float | None:
+    """A loss as records and tables show it: 4 digits; None for None, NaN or inf."""
     return None if x is None or not math.isfinite(x) else round(x, 4)
 
 

@@ -15,6 +15,7 @@ from llmcourse.data.tokenization import tokenize_example
 from llmcourse.core.hardware import matmul_gflops
 from llmcourse.training.placement import resolve_precision
 from llmcourse.training.cost import training_flops
+from llmcourse.training.runs import round_loss
 
 # Parameter counts from each model's config on the Hugging Face hub.
 MODEL_SIZES = {"SmolLM2-135M (bundled)": 134.5e6, "SmolLM2-360M": 361.8e6, "SmolLM2-1.7B": 1.71e9,
@@ -51,7 +52,7 @@ def learning_curve(sizes=(24, 48, 96, 192), epochs: float = 2.0, *, seed: int = 
                                     max_eval_samples=sized(None, 4), seed=seed, run_name=f"05-curve-{n}rows")
         run = train(config, data={"train": rows, "validation": held_out}, verbose=False, plot=False, estimate=False)
         steps = count_steps(config, n)
-        out.append({"rows": n, "steps": steps, "validation loss": round(run.final_eval_loss, 4), "run": run.name})
+        out.append({"rows": n, "steps": steps, "validation loss": round_loss(run.final_eval_loss), "run": run.name})
         if verbose:
             print(f"{n:5d} rows, {steps:3d} steps: validation loss {run.final_eval_loss:.3f}   runs/{run.name}")
     return pd.DataFrame(out)
