@@ -129,9 +129,9 @@ def _assert_table_matches_the_history(page, finished_messages):
         run = load_run(saved_run_path(message))
         losses = [v for _, v in run.losses()]
         evals = run.losses("eval_loss")
-        expected = {"train loss, smoothed": str(round(smooth(losses, SMOOTHING)[-1], 3)),
-                    "last step": str(round(losses[-1], 3)), "steps": str(run.history[-1]["step"]),
-                    "validation loss": str(round(evals[-1][1], 3)) if evals else "–"}
+        expected = {"train loss, smoothed": str(round(smooth(losses, SMOOTHING)[-1], 4)),
+                    "last step": str(round(losses[-1], 4)), "steps": str(run.history[-1]["step"]),
+                    "validation loss": str(round(evals[-1][1], 4)) if evals else "–"}
         assert {k: shown[k][i] for k in expected} == expected, (run.name, shown)
     return run
 

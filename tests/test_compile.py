@@ -51,7 +51,7 @@ def test_auto_uses_what_earlier_runs_measured_on_this_machine(kernel_cache):
     remember(MODEL, "full", "fp32", seconds=9.96, compiled=125.0)
     assert measured(MODEL, "full", "fp32") == {"eager": 100.0, "seconds": 9.96, "compiled": 125.0, "speedup": 1.25}
     assert measured(MODEL, "lora-r16", "fp32") == {}  # LoRA is its own entry, and each rank
-    assert compiling.method(TrainConfig(lora=True, lora_r=8)) == "lora-r8" and compiling.method(TrainConfig()) == "full"
+    assert TrainConfig(lora=True, lora_r=8).method == "lora-r8" and TrainConfig().method == "full"
     # 100 x 2 s x (1 - 1/1.25) = 40 s saved against 10 s measured
     on = decide("auto", CPU, steps=100, seconds_per_step=2.0, model=MODEL, precision="fp32")
     assert on.compile and "save about 40 s at 1.25x, compiling costs about 10 s (measured here before)" in on.reason

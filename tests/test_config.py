@@ -15,7 +15,7 @@ CHANGED = TrainConfig(learning_rate=3e-4, lr_scheduler_type="warmup_stable_decay
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(parents=train_command.parents())  # as the CLI builds `llmcourse train`
     train_command.add_arguments(parser)
     return config_from_args(parser.parse_args(argv))
 

@@ -170,15 +170,15 @@ def test_the_panel_keeps_every_run_overlays_the_checked_ones_and_tables_them():
     rows = [e.row() for e in panel.entries]
     assert all(re.fullmatch(r"\d+ s", row.pop("time")) for row in rows)  # wall time: its form only
     losses = [[v for _, v in r.losses()] for r in runs]
-    assert rows == [{"#": i + 1, "learning rate": lr, "train loss, smoothed": round(smooth(loss, 0.9)[-1], 3),
-                     "last step": round(loss[-1], 3), "validation loss": round(r.final_eval_loss, 3), "steps": 3,
+    assert rows == [{"#": i + 1, "learning rate": lr, "train loss, smoothed": round(smooth(loss, 0.9)[-1], 4),
+                     "last step": round(loss[-1], 4), "validation loss": round(r.final_eval_loss, 4), "steps": 3,
                      "status": "finished", "run": r.name}
                     for i, (r, lr, loss) in enumerate(zip(runs, ("1.0e-03", "1.0e-04"), losses))]
     assert all(len(loss) == 3 for loss in losses)  # the smoothed value is the end of the bold line, not the last step
     assert run_color(1) in panel.entries[1].cells.value and run_color(0) not in panel.entries[1].cells.value
     ax = panel.figure().axes[0]
     bold = [line for line in ax.lines if line.get_label() == "#1 lr 1.0e-03 train loss, smoothed"]
-    assert round(float(bold[0].get_ydata()[-1]), 3) == rows[0]["train loss, smoothed"]
+    assert round(float(bold[0].get_ydata()[-1]), 4) == rows[0]["train loss, smoothed"]
     legend = ax.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["#1 lr 1.0e-03", "#2 lr 1.0e-04", "train loss, each step",
                                                           "train loss, smoothed", "validation loss"]

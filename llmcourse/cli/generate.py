@@ -19,10 +19,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from llmcourse.models.generation import generate  # torch loads only when a command needs it
     from llmcourse.models.loading import load_model
+    from llmcourse.training.runs import run_model
 
     check_positive(args, "max_new_tokens")
     t0 = time.time()
-    model, tok = load_model(resolve_model(args.model)[0], device=args.device)  # a run by name works too
+    target, saved = resolve_model(args.model)  # a run by name works too
+    model, tok = run_model(saved, device=args.device) if saved else load_model(target, device=args.device)
     t1 = time.time()
     prompts = args.prompt if len(args.prompt) > 1 else args.prompt[0]
     answers = generate(model, tok, prompts, max_new_tokens=args.max_new_tokens, chat=False if args.no_chat else None)

@@ -121,15 +121,19 @@ def run_child(script: Path, argv: list[str], timeout: float | None, log_dir: Pat
 
 
 def add_mfu(result: dict, peaks: dict) -> None:
-    """MFU = 6 x params x real tokens / seconds / the measured peak of the precision the run used."""
+    """MFU (training.cost.mfu) of a run against the measured peak of the precision the run used."""
+    from llmcourse.training.cost import mfu
+
     peak = peaks.get(result.get("precision"))
     if peak and result.get("tokens_per_s"):
         result["peak_gflops"] = peak
-        result["mfu"] = round(6 * result["params"] * result["tokens_per_s"] / (peak * 1e9), 4)
+        result["mfu"] = round(mfu(result["params"], result["tokens_per_s"], peak), 4)
 
 
 def compare(runs: dict, generation: dict | None, peaks: dict) -> tuple[dict, list[dict]]:
     """Speed ratios between runs, and each target of issue 7 with whether it holds here (None: not measurable)."""
+    from llmcourse.training.cost import mfu
+
     def tps(k):
         return (runs.get(k) or {}).get("tokens_per_s")
 
@@ -152,8 +156,8 @@ def compare(runs: dict, generation: dict | None, peaks: dict) -> tuple[dict, lis
         target("C final loss <= B final loss", [c["final_loss"], b["final_loss"]], c["final_loss"] <= b["final_loss"])
     if c.get("mfu") is not None:
         if native_bf16:
-            mfu = 6 * c["params"] * c["tokens_per_s"] / (peaks["bf16"] * 1e9)
-            target("C MFU >= 45% of the bf16 peak", round(mfu, 4), mfu >= 0.45)
+            share = mfu(c["params"], c["tokens_per_s"], peaks["bf16"])
+            target("C MFU >= 45% of the bf16 peak", round(share, 4), share >= 0.45)
         else:
             target("C MFU >= 45% of the bf16 peak", None, None, f"no fast bf16 here (bf16 = {peaks.get('bf16_vs_fp32')}x "
                    f"fp32); C's MFU against the {c['precision']} peak is {c['mfu']:.0%}")

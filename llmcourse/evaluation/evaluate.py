@@ -26,6 +26,7 @@ from llmcourse.training.losses import can_skip_unlabelled_logits, linear_cross_e
 from llmcourse.models.loading import base_model, system_prompt
 from llmcourse.models.backends import LocalLLM
 from llmcourse.models.retrieval import RetrievalLLM, Retriever
+from llmcourse.training.runs import run_model
 
 METRIC_NAMES = ["exact_match", "token_f1", "rouge_l", "key_fact"]
 JUDGE_CAVEAT = (
@@ -219,8 +220,7 @@ def _as_llm(model, tokenizer=None, **kwargs):
         return model
     if hasattr(model, "history") and hasattr(model, "config"):  # a training Run: its model, its prompt template
         kwargs.update(name=kwargs.get("name") or model.name, template=model.config.template)
-        return LocalLLM(model.model, model.tokenizer, **kwargs) if model.model is not None else \
-            LocalLLM(str(model.path), **kwargs)
+        return LocalLLM(*run_model(model), **kwargs)
     return LocalLLM(model, tokenizer, **kwargs)
 
 

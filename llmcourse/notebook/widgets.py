@@ -19,11 +19,11 @@ from llmcourse.training.config import PRECISIONS, SCHEDULERS, TrainConfig, field
 from llmcourse.core.errors import CourseError
 from llmcourse.notebook.charts import PREVIEW_DPI, PREVIEW_SIZE, plot_schedule
 from llmcourse.plots.figures import SMOOTHING, LiveFigure, figure_png, plot_runs, run_color, smooth
-from llmcourse.training.runs import Run, runs_dir
+from llmcourse.training.runs import Run, round_loss, run_model, runs_dir
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.training.schedules import count_steps
-from llmcourse.core.hardware import prefers_bf16
-from llmcourse.models.loading import load_model, pick_device
+from llmcourse.training.placement import resolve_precision
+from llmcourse.models.loading import pick_device
 from llmcourse.training.trainer import train
 from llmcourse.training.sweeps import lr_sweep
 from llmcourse.models.generation import generate
@@ -122,10 +122,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def _round(x):
-    return None if x is None else round(x, 3)
-
-
 class PanelRun:
     """One line of the panel's run list: number, colour, checkbox, and the Run (live while it trains)."""
 
@@ -159,8 +155,8 @@ class PanelRun:
         status = r.status + (" (sweep)" if self.sweep else "") + (f": {self.label_note}" if self.label_note else "")
         losses = [v for _, v in r.losses()]
         return {"#": self.number, "learning rate": f"{r.config.learning_rate:.1e}",
-                "train loss, smoothed": _round(smooth(losses, SMOOTHING)[-1]) if losses else None,
-                "last step": _round(losses[-1]) if losses else None, "validation loss": _round(r.final_eval_loss),
+                "train loss, smoothed": round_loss(smooth(losses, SMOOTHING)[-1]) if losses else None,
+                "last step": round_loss(losses[-1]) if losses else None, "validation loss": round_loss(r.final_eval_loss),
                 "steps": r.history[-1]["step"] if r.history else 0,
                 "time": _duration(r.seconds), "status": status, "run": r.name if self.ended else ""}
 
@@ -244,7 +240,7 @@ class TrainingPanel:
     side. The newest run keeps its model in memory; older ones (run.model is then None) answer from their folders.
     `panel.run` is the last run. `panel.result()` returns it, and when nobody pressed Train (a headless run
     of the notebook) it trains once with the current values, in the foreground.
-    bf16_native: whether bf16 is fast on the training device (None: measured once, see hardware.prefers_bf16).
+    bf16_native: whether bf16 is fast on the training device (None: whether precision='auto' picks bf16 there).
     questions: [{"question", "reference"}] to ask (default: the first 3 of the shipped data's test split).
     """
 
@@ -313,11 +309,8 @@ class TrainingPanel:
 
     def _native_bf16(self, config: TrainConfig) -> bool:
         if self.bf16_native is None:
-            import torch
-
-            device = pick_device(config.device).type
-            self.bf16_native = (prefers_bf16("cpu") if device == "cpu" else
-                                torch.cuda.is_bf16_supported() if device == "cuda" else True)
+            device = pick_device(config.device)  # MPS: no warning, as before
+            self.bf16_native = device.type == "mps" or resolve_precision("auto", device) == "bf16"
         return self.bf16_native
 
     def update_preview(self) -> None:
@@ -486,11 +479,9 @@ class TrainingPanel:
 
     @staticmethod
     def _answers(run: Run, prompts: list) -> list:
-        if run.model is not None:
-            return generate(run.model, run.tokenizer, prompts, max_new_tokens=MAX_NEW_TOKENS)
-        if not (run.path / "model").is_dir():
+        if run.model is None and not (run.path / "model").is_dir():
             return ["(no saved model: this run kept none)"] * len(prompts)
-        model, tokenizer = load_model(run.path / "model")
+        model, tokenizer = run_model(run)
         return generate(model, tokenizer, prompts, max_new_tokens=MAX_NEW_TOKENS)
 
     # ---- drawing ----------------------------------------------------------------------------------------

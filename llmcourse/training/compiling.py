@@ -61,11 +61,6 @@ def compiler_problem(device_type: str = "cpu") -> str | None:
     return None
 
 
-def method(config) -> str:
-    """What a run trains, as the compile record tells runs apart: "full", or "lora-r16" (each rank its own graphs)."""
-    return f"lora-r{config.lora_r}" if config.lora else "full"
-
-
 def _key(model, method: str, precision: str) -> str:
     config = getattr(model, "config", None)
     name = os.path.basename(str(getattr(config, "_name_or_path", "")).rstrip("/\\")) or type(model).__name__

@@ -209,14 +209,18 @@ class TrainConfig:
                             "'.' or '..', not empty, no spaces at either end.")
 
     @property
+    def method(self) -> str:
+        """What the run trains: "full", or "lora-r16" (with its rank); its name and the compile record use this."""
+        return f"lora-r{self.lora_r}" if self.lora else "full"
+
+    @property
     def name(self) -> str:
         """The run name: run_name, else made from the settings, e.g. 'lora-r64-lr1e-03-cosine-1ep' or '...-30steps'."""
         if self.run_name:
             return self.run_name
-        kind = f"lora-r{self.lora_r}" if self.lora else "full"
         lr = f"{self.learning_rate:.1e}".replace(".0e", "e")
         length = f"{self.max_steps}steps" if self.max_steps > 0 else f"{self.num_train_epochs:g}ep"
-        return f"{kind}-lr{lr}-{self.lr_scheduler_type}-{length}"
+        return f"{self.method}-lr{lr}-{self.lr_scheduler_type}-{length}"
 
 
 def eval_points(eval_steps: int, max_steps: int) -> list[int]:

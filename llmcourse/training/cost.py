@@ -6,10 +6,22 @@ from dataclasses import asdict, dataclass
 
 import torch
 from llmcourse.training.callbacks import keeps_weight_copy
-from llmcourse.training.compiling import decide, method
+from llmcourse.training.compiling import decide
 from llmcourse.training.schedules import count_steps
 
 WARN_MINUTES = 10
+
+
+def training_flops(params: float, tokens: float, *, lora: bool = False, recompute: bool = False) -> float:
+    """FLOPs to train `params` parameters on `tokens` tokens: 6 per parameter and token (forward 2, backward 4),
+    4 with LoRA (frozen weights need no weight gradients), 2 more with activation checkpointing (the forward
+    runs again in the backward pass)."""
+    return ((4 if lora else 6) + (2 if recompute else 0)) * params * tokens
+
+
+def mfu(params: float, tokens_per_s: float, peak_gflops: float) -> float:
+    """Model-FLOPs utilisation: 6 x parameters x tokens per second, as a share of a peak in GFLOP/s."""
+    return training_flops(params, tokens_per_s) / (peak_gflops * 1e9)
 
 
 @dataclass
@@ -92,9 +104,7 @@ def _time_one_pass(trainer, model, batch, device, precision) -> float:
 def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> CostEstimate:
     """Time one forward+backward pass on a real batch (twice; the first warms up), then scale to the whole run.
 
-    FLOPs: about 6 x parameters per token for full finetuning (2 forward, 4 backward), 4 x with LoRA
-    (frozen weights need no weight gradients), 2 x more with activation checkpointing (the forward runs
-    again in the backward pass). Memory: fp32 weights, fp32 gradients and AdamW's two moments for the
+    FLOPs: training_flops. Memory: fp32 weights, fp32 gradients and AdamW's two moments for the
     trainable weights, the divergence guard's copy of them, plus the activations measured during the pass.
     """
     import psutil
@@ -125,7 +135,7 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
 
     n_params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    flop_per_token = ((4 if config.lora else 6) + (2 if config.activation_checkpointing else 0)) * n_params
+    flop_per_token = training_flops(n_params, 1, lora=config.lora, recompute=config.activation_checkpointing)
     batch_tokens = int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
     step_seconds = seconds * config.gradient_accumulation_steps * 1.1  # + optimizer update and bookkeeping
     n_evals = (steps // config.eval_steps if config.eval_steps else 0) + 1 if trainer.eval_dataset is not None else 0
@@ -142,7 +152,7 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
         memory_gb={k: round(v, 3) for k, v in memory.items()}, free_memory_gb=round(_free_memory_gb(device), 1),
         precision=precision, device=device.type, lora=config.lora)
     chosen = decide(config.compile, device, steps=steps, seconds_per_step=step_seconds, model=model,
-                    method=method(config), precision=precision, distributed=args.world_size > 1)
+                    method=config.method, precision=precision, distributed=args.world_size > 1)
     est.compile, est.compile_reason = chosen.compile, chosen.reason
     if verbose:
         print(est, flush=True)

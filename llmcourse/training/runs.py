@@ -92,9 +92,9 @@ class Run:
     def summary(self) -> dict:
         """One row for the compare table."""
         return {"run": self.name, "status": self.status, "lr": self.config.learning_rate,
-                "method": f"LoRA r={self.config.lora_r}" if self.config.lora else "full",
-                "steps": self.history[-1]["step"] if self.history else 0, "train loss": _round(self.final_loss),
-                "eval loss": _round(self.final_eval_loss), "minutes": round(self.seconds / 60, 2),
+                "method": self.config.method.replace("lora-r", "LoRA r="),
+                "steps": self.history[-1]["step"] if self.history else 0, "train loss": round_loss(self.final_loss),
+                "eval loss": round_loss(self.final_eval_loss), "minutes": round(self.seconds / 60, 2),
                 "tokens/s": round(self.tokens_per_second), "precision": self.precision,
                 "trainable params": self.trainable_params,
                 "memory GB (est.)": self.estimate["memory_gb"]["total"] if self.estimate else None}
@@ -131,7 +131,8 @@ class Run:
                 f"{s['tokens/s']} tokens/s, {s['precision']}. {self.message}")
 
 
-def _round(x):
+def round_loss(x: float | None) -> float | None:
+    """A loss as records and tables show it: 4 digits; None for None, NaN or inf."""
     return None if x is None or not math.isfinite(x) else round(x, 4)
 
 
@@ -267,6 +268,18 @@ def _record_death(path: Path, record: dict) -> dict:
     with contextlib.suppress(OSError):  # a read-only store: said in memory only
         write_atomic(path / RECORD, json.dumps(record, indent=2))
     return record
+
+
+def run_model(run, device: str = "auto"):
+    """(model, tokenizer) of a run (a Run, or its folder, name or name prefix): the pair it holds in memory, else
+    the one saved in its folder's model/ (load_model says what is missing when there is none)."""
+    if isinstance(run, (str, os.PathLike)):
+        run = load_run(run)
+    if run.model is not None:
+        return run.model, run.tokenizer
+    from llmcourse.models.loading import load_model
+
+    return load_model(run.path, device=device)
 
 
 def list_runs(prefix: str | None = None, folder=None) -> list[Run]:

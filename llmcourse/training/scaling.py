@@ -12,7 +12,10 @@ from llmcourse.training.trainer import train
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.models.loading import prepare_bundled_model
 from llmcourse.data.tokenization import tokenize_example
-from llmcourse.core.hardware import matmul_gflops, prefers_bf16
+from llmcourse.core.hardware import matmul_gflops
+from llmcourse.training.placement import resolve_precision
+from llmcourse.training.cost import training_flops
+from llmcourse.training.runs import round_loss
 
 # Parameter counts from each model's config on the Hugging Face hub.
 MODEL_SIZES = {"SmolLM2-135M (bundled)": 134.5e6, "SmolLM2-360M": 361.8e6, "SmolLM2-1.7B": 1.71e9,
@@ -49,7 +52,7 @@ def learning_curve(sizes=(24, 48, 96, 192), epochs: float = 2.0, *, seed: int = 
                                     max_eval_samples=sized(None, 4), seed=seed, run_name=f"05-curve-{n}rows")
         run = train(config, data={"train": rows, "validation": held_out}, verbose=False, plot=False, estimate=False)
         steps = count_steps(config, n)
-        out.append({"rows": n, "steps": steps, "validation loss": round(run.final_eval_loss, 4), "run": run.name})
+        out.append({"rows": n, "steps": steps, "validation loss": round_loss(run.final_eval_loss), "run": run.name})
         if verbose:
             print(f"{n:5d} rows, {steps:3d} steps: validation loss {run.final_eval_loss:.3f}   runs/{run.name}")
     return pd.DataFrame(out)
@@ -70,7 +73,7 @@ def finetune_cost(rows: int = 1000, tokens: float = 60.0, epochs: float = 3.0, g
     """Memory and compute to finetune each model on `rows` examples of `tokens` tokens for `epochs` passes.
 
     Memory: 16 bytes per parameter for full finetuning (fp32 weights, gradients, AdamW), 4 for LoRA (frozen fp32
-    weights), before activations. Compute: 6 x parameters x tokens (forward 2, backward 4). Hours: at `gflops`
+    weights), before activations. Compute: training_flops, 6 x parameters x tokens. Hours: at `gflops`
     (measured on this machine when None) times `utilisation`, the share of the peak training reaches.
     """
     if gflops is None:
@@ -80,7 +83,7 @@ def finetune_cost(rows: int = 1000, tokens: float = 60.0, epochs: float = 3.0, g
     total_tokens = rows * tokens * epochs
     out = []
     for name, params in models.items():
-        flop = 6 * params * total_tokens
+        flop = training_flops(params, total_tokens)
         out.append({"model": name, "parameters (B)": round(params / 1e9, 3),
                     "full finetune memory (GB)": round(params * BYTES_FULL / 1e9, 1),
                     "LoRA memory (GB)": round(params * BYTES_LORA / 1e9, 1),
@@ -90,10 +93,12 @@ def finetune_cost(rows: int = 1000, tokens: float = 60.0, epochs: float = 3.0, g
 
 
 def measured_gflops() -> tuple[float, str]:
-    """This machine's matrix-multiply speed in GFLOP/s and its precision: the one training picks here (bf16 or fp32)."""
+    """This machine's matrix-multiply speed in GFLOP/s and its precision: the one precision='auto' picks here."""
     import torch
 
-    if torch.cuda.is_available():
-        return matmul_gflops(torch.bfloat16, n=4096, device="cuda"), "bf16, GPU"
-    bf16 = prefers_bf16()
-    return matmul_gflops(torch.bfloat16 if bf16 else torch.float32), "bf16" if bf16 else "fp32"
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision("auto", device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    if device.type == "cuda":
+        return matmul_gflops(dtype, n=4096, device="cuda"), f"{precision}, GPU"
+    return matmul_gflops(dtype), precision

@@ -23,6 +23,7 @@ from llmcourse.core.fastmode import capped
 from llmcourse.core.hardware import releases_memory
 from llmcourse.plots.figures import Comparison, CourseFigure, LiveFigure, figure_png, plot_runs, smooth
 from llmcourse.training.callbacks import history_rows
+from llmcourse.training.runs import round_loss
 from llmcourse.training.preparation import prepare_data, prepare_model
 from llmcourse.training.trainer import train
 
@@ -71,8 +72,8 @@ class Sweep:
         for run, label in zip(self.runs, self.labels):
             losses = [v for _, v in run.losses()]
             rows.append({"learning rate": run.config.learning_rate, "label": label,
-                         "first loss": round(losses[0], 4) if losses else None,
-                         "end loss": round(_end(losses), 4) if losses else None,
+                         "first loss": round_loss(losses[0]) if losses else None,
+                         "end loss": round_loss(_end(losses)) if losses else None,
                          "eval loss": run.summary()["eval loss"], "steps": len(losses)})
         return pd.DataFrame(rows)
 

@@ -34,7 +34,7 @@ from llmcourse.training.runs import (RECORD, Run, check_free_space, find_run, is
                                      load_run, made_by_the_course, plan_run_folder, release_folder, run_folders,
                                      runs_dir, saved_config, set_aside_incomplete_checkpoints)
 from llmcourse.training.schedules import make_scheduler
-from llmcourse.training.compiling import (BUCKET, compile_layers, decide, method, remember,
+from llmcourse.training.compiling import (BUCKET, compile_layers, decide, remember,
                                           steady_tokens_per_second, uncompile_layers,
                                           watch_compiling)
 from llmcourse.training.cost import estimate_cost
@@ -355,7 +355,7 @@ def _compiles(run: Run, trainer, device: torch.device, verbose: bool) -> bool:
     if run.estimate and "compile" in run.estimate:
         return run.estimate["compile"]
     config = run.config
-    chosen = decide(config.compile, device, steps=0, seconds_per_step=None, model=run.model, method=method(config),
+    chosen = decide(config.compile, device, steps=0, seconds_per_step=None, model=run.model, method=config.method,
                     precision=run.precision, distributed=trainer.args.world_size > 1)
     if verbose and config.compile == "true" and not chosen.compile:
         print(f"compile: {chosen.reason}")
@@ -381,7 +381,7 @@ def _remember_speed(run: Run, timing: dict) -> None:
     values = {"compiled" if run.compiled else "eager": speed}
     if run.compiled and run.compile_seconds:  # 0 when this process had compiled the same graphs already
         values["seconds"] = run.compile_seconds
-    remember(run.model, method(run.config), run.precision, **values)
+    remember(run.model, run.config.method, run.precision, **values)
 
 
 def _collator(tokenizer):
