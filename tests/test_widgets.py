@@ -43,7 +43,7 @@ def test_moving_a_widget_changes_the_config_and_the_cli_sees_the_same():
     controls["lr_scheduler_type"].value = "linear"
     cfg = config_from_widgets(controls, TrainConfig())
     assert (cfg.learning_rate, cfg.lora, cfg.lr_scheduler_type) == (1e-3, True, "linear")
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(parents=train_command.parents())  # as the CLI builds `llmcourse train`
     train_command.add_arguments(parser)
     assert config_from_args(parser.parse_args(cfg.to_args())) == cfg  # widgets -> config -> CLI flags -> config
 
