@@ -146,8 +146,9 @@ class PanelRun:
         self.run, self.config, self.waiting = run, run.config, None
         self.update()
 
-    def wait(self, waiting: str) -> None:
-        """The line's status while it has no Run to train (a resumed line keeps showing its stopped Run meanwhile)."""
+    def set_waiting(self, waiting: str | None) -> None:
+        """The line's status while it has no Run to train yet (a resumed line shows its stopped Run meanwhile); None:
+        its Run's own status again."""
         self.waiting = waiting
         self.update()
 
@@ -440,11 +441,11 @@ class TrainingPanel:
         """prepare_run (the line says "starting"), then the line holds the Run it returned while fit trains it and
         finish saves it. A crash shows in the line (the panel's status line says why); a resume that fails before it
         starts leaves the line with its stopped Run, still resumable."""
-        entry.wait("starting")
+        entry.set_waiting("starting")
         try:
             run = prepare_run(config, stop=self.stop_flag, plot=False, callbacks=self._callbacks(), **kw)
         except BaseException:
-            entry.wait(None if entry.run is not None else "crashed")
+            entry.set_waiting(None if entry.run is not None else "crashed")
             raise
         entry.attach(run)
         try:
@@ -460,9 +461,9 @@ class TrainingPanel:
         def ended(run):
             self._ended(next(e for e in entries if e.run is run), run)
             if queue and not self.stop_flag.is_set():
-                queue[0].wait("starting")
+                queue[0].set_waiting("starting")
 
-        entries[0].wait("starting")
+        entries[0].set_waiting("starting")
         crashed = True
         try:
             result = lr_sweep(cfg, [e.config.learning_rate for e in entries], steps=self.num_steps(),
@@ -473,7 +474,7 @@ class TrainingPanel:
         finally:
             for e in entries:
                 if e.run is None:  # it never trained: the sweep was stopped, or this line's run failed to start
-                    e.wait("crashed" if crashed and e.status == "starting" else "not run")
+                    e.set_waiting("crashed" if crashed and e.status == "starting" else "not run")
                 e.update()  # a Run that crashed while it trained says so
         for e, label in zip(entries, result.labels):
             e.label_note = label
