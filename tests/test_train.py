@@ -1,4 +1,5 @@
 """train(): real training of the tiny model: history, saved runs, schedules, resume, stop, divergence, sweeps."""
+import json
 import math
 import os
 import signal
@@ -12,7 +13,7 @@ from llmcourse.training.config import TrainConfig
 from llmcourse.data.templates import SYSTEM_PROMPT
 from llmcourse.models.generation import compare_system_prompts
 from llmcourse.models.loading import base_model, system_prompt
-from llmcourse.training.runs import list_runs, load_run
+from llmcourse.training.runs import RECORD, list_runs, load_run
 from llmcourse.training.sweeps import LABELS, _snapshot, label_runs, lr_range_test, lr_sweep
 from llmcourse.training.schedules import count_steps, lr_schedule
 from llmcourse.training.trainer import train
@@ -266,6 +267,27 @@ def test_sweep_starts_every_run_from_the_same_weights_and_restores_them_exactly(
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert list(sweep.table()["label"]) == sweep.labels
     assert [r.model for r in sweep.runs] == [None, None, None]  # reset after each rate: no trained model to hand back
+
+
+def test_sweep_hands_over_each_run_as_it_starts_and_returns_those_same_runs():
+    """on_start gets the Run itself, already in its own folder and recorded as running; it trains in that object
+    (its history is the one saved), on_run gets it back and so does the Sweep."""
+    model, tok = load_model("tiny-random")
+    started, ended = [], []
+
+    def on_start(run):
+        record = json.loads((run.path / RECORD).read_text())
+        started.append((run, run.path, record["status"], list(run.history), run.session is not None))
+
+    sweep = lr_sweep(fast(eval_steps=2), [1e-4, 1e-3], steps=3, model=model, tokenizer=tok, data=DATA, verbose=False,
+                     on_start=on_start, on_run=ended.append)
+    assert len(started) == len(ended) == len(sweep.runs) == 2
+    for (run, path, status, history, prepared), back, kept in zip(started, ended, sweep.runs):
+        assert run is back is kept and run.path == path and path.name.startswith("sweep-")
+        assert (status, history, prepared) == ("running", [], True)  # handed over before its first step
+        assert run.status == "finished" and run.session is None
+        assert run.history == json.loads((path / "history.json").read_text()) == load_run(path).history
+        assert [s for s, _ in run.losses()] == [1, 2, 3] and [s for s, _ in run.losses("eval_loss")] == [0, 2, 3]
 
 
 def test_a_lora_sweep_copies_only_the_adapters_and_starts_every_rate_from_them():

@@ -1,12 +1,14 @@
 """Widgets: they are a TrainConfig (exact round trip), the preview follows them, Train runs in the background, Stop
 stops and Resume continues; the panel keeps every run in a list, overlays the checked ones, sweeps and asks them."""
 import argparse
+import json
 import os
 import re
 import threading
 import time
 
 import pytest
+from transformers import TrainerCallback
 
 from llmcourse.cli import train as train_command
 from llmcourse.training.config import TrainConfig, config_from_args, field_help
@@ -14,8 +16,10 @@ from llmcourse.models.generation import generate
 from llmcourse.models.loading import load_model
 from llmcourse.plots.figures import run_color, smooth
 from llmcourse.training.sweeps import LABELS
-from llmcourse.notebook.widgets import (FIELDS, PLACEHOLDER, STARTING, STOPPING, TrainingPanel, config_from_widgets,
-                                        config_widgets, dead_controls, sweep_rates)
+from llmcourse.notebook import widgets
+from llmcourse.notebook.widgets import (FIELDS, PLACEHOLDER, STARTING, STOPPING, PanelRun, TrainingPanel,
+                                        config_from_widgets, config_widgets, dead_controls, sweep_rates)
+from llmcourse.training.runs import RECORD, Run
 from llmcourse.training.config import eval_interval, eval_points
 
 ROWS = [{"prompt": f"Which shelf holds item {i}?", "completion": f"Item {i} is on shelf {i % 5}."} for i in range(24)]
@@ -43,7 +47,7 @@ def test_moving_a_widget_changes_the_config_and_the_cli_sees_the_same():
     controls["lr_scheduler_type"].value = "linear"
     cfg = config_from_widgets(controls, TrainConfig())
     assert (cfg.learning_rate, cfg.lora, cfg.lr_scheduler_type) == (1e-3, True, "linear")
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(parents=train_command.parents())  # as the CLI builds `llmcourse train`
     train_command.add_arguments(parser)
     assert config_from_args(parser.parse_args(cfg.to_args())) == cfg  # widgets -> config -> CLI flags -> config
 
@@ -64,17 +68,43 @@ def test_preview_redraws_when_a_slider_moves():
     assert panel.num_steps() == 20
 
 
+@pytest.fixture
+def attached(monkeypatch):
+    """Every Run a line of the panel receives from prepare_run, with what its folder's record said at that moment."""
+    seen = []
+    attach = PanelRun.attach
+
+    def recording(entry, run):
+        seen.append({"entry": entry, "run": run, "path": run.path, "history": list(run.history), "seconds": run.seconds,
+                     "record": json.loads((run.path / RECORD).read_text())["status"]})
+        attach(entry, run)
+
+    monkeypatch.setattr(PanelRun, "attach", recording)
+    return seen
+
+
+def assert_shows_what_was_saved(entry, run):
+    """The line holds `run` itself, and shows the history the run saved in history.json."""
+    saved = json.loads((run.path / "history.json").read_text())
+    assert entry.run is run and run.history == saved and saved
+    row, losses = entry.row(), [r["loss"] for r in saved if r["loss"] is not None]
+    assert (row["steps"], row["last step"], row["status"].split(" ")[0]) == (saved[-1]["step"], round(losses[-1], 3),
+                                                                              run.status)
+
+
 def wait_for_step(panel, step):
     deadline = time.time() + 300
     while panel.progress.value < step and panel.thread.is_alive() and time.time() < deadline:
         time.sleep(0.05)  # the test thread stays free while training runs, like the kernel
 
 
-def test_stop_says_so_at_once_and_resume_continues_the_same_run():
+def test_stop_says_so_at_once_and_resume_continues_the_same_run(attached):
     panel = TrainingPanel(TrainConfig.fast(max_steps=40, eval_steps=0), data=DATA)
     panel.train_button.click()
     assert panel.thread.is_alive() and panel.train_button.disabled and not panel.stop_button.disabled
     wait_for_step(panel, 2)
+    (first,) = attached
+    assert panel.entries[0].run is first["run"] and first["record"] == "running"  # the real run, while it trains
     panel.stop_button.click()
     assert panel.status.value == STOPPING and panel.stop_button.disabled  # at once, before the step ends
     run = panel.wait(timeout=300)
@@ -85,12 +115,71 @@ def test_stop_says_so_at_once_and_resume_continues_the_same_run():
     assert f"train(resume='{run.name}')" in panel.status.value
     assert panel.plot.value[:4] == b"\x89PNG" and not panel.train_button.disabled and panel.stop_button.disabled
     assert not panel.resume_button.disabled and "run #1" in panel.resume_button.tooltip
+    assert run is first["run"] and run.path == first["path"]
+    assert_shows_what_was_saved(panel.entries[0], run)
     panel.resume_button.click()
     resumed = panel.wait(timeout=300)
     assert [e.run for e in panel.entries] == [resumed]  # the same line of the list, not a new run
+    again = attached[1]
+    assert again["run"] is resumed and again["entry"] is panel.entries[0] and again["path"] == run.path
+    assert again["history"] == run.history and again["record"] == "running"  # it goes on from the stopped history
+    assert again["seconds"] == run.seconds > 0  # and from its time (the line's time column)
+    assert_shows_what_was_saved(panel.entries[0], resumed)
     assert (resumed.status, resumed.path, resumed.history[-1]["step"]) == ("finished", run.path, 40)
     assert [s for s, _ in resumed.losses()] == list(range(1, 41))  # the curve goes on where it stopped
     assert panel.resume_button.disabled and panel.entries[0].row()["status"] == "finished"
+
+
+def test_a_line_holds_the_run_train_saves_from_its_start_and_shows_its_saved_history(attached):
+    cfg = TrainConfig.fast(max_steps=3, eval_steps=2, learning_rate=2e-4)
+    queued = PanelRun(1, cfg)  # before prepare_run returns there is no Run: the line shows the config it will train
+    assert queued.run is None and queued.label == "#1 lr 2.0e-04"
+    assert queued.row() == {"#": 1, "learning rate": "2.0e-04", "train loss, smoothed": None, "last step": None,
+                            "validation loss": None, "steps": 0, "time": "0 s", "status": "queued", "run": ""}
+    panel = TrainingPanel(cfg, data=DATA)
+    panel.train_button.click()
+    run = panel.wait(timeout=300)
+    (start,) = attached
+    assert start["run"] is run and start["entry"] is panel.entries[0]
+    assert (start["path"], start["record"], start["history"]) == (run.path, "running", [])  # its folder, from step 0
+    assert run.status == "finished" and panel.runs == [run]
+    assert_shows_what_was_saved(panel.entries[0], run)
+    assert panel.entries[0].row()["validation loss"] == round(run.final_eval_loss, 3)
+    assert panel.figure().axes[0].get_legend().get_texts()[0].get_text() == "#1 lr 2.0e-04"
+
+
+class _Boom(TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        raise RuntimeError("boom at step 1")
+
+
+def test_a_crash_shows_in_the_line_whether_the_run_had_started_or_not(monkeypatch, attached):
+    panel = TrainingPanel(TrainConfig.fast(max_steps=3, eval_steps=0), data=DATA)
+    callbacks = panel._callbacks
+    monkeypatch.setattr(panel, "_callbacks", lambda: [*callbacks(), _Boom()])
+    panel.train_button.click()
+    panel.wait(timeout=300)
+    (start,) = attached
+    run = panel.entries[0].run
+    assert run is start["run"] and run.status == "crashed" and "boom at step 1" in panel.status.value
+    assert json.loads((run.path / RECORD).read_text())["status"] == "crashed"  # what fit recorded, as shown
+    assert panel.entries[0].row()["status"] == "crashed" and panel.entries[0].row()["run"] == ""
+
+    def no_start(*a, **kw):
+        raise RuntimeError("no model today")
+
+    monkeypatch.setattr(widgets, "prepare_run", no_start)
+    panel.train_button.click()
+    panel.wait(timeout=60)
+    assert (panel.entries[1].run, panel.entries[1].row()["status"]) == (None, "crashed")  # it never got a Run
+    stopped = Run(config=panel.config(), path=start["path"].parent / "a-stopped-run", status="stopped")
+    stopped.save()
+    panel.entries[1].attach(stopped)  # as if that line had trained and been stopped
+    panel.resume_button.click()
+    panel.wait(timeout=60)
+    assert "no model today" in panel.status.value
+    assert panel.entries[1].run is stopped and panel.entries[1].status == "stopped"  # unchanged: resume may be tried
+    assert not panel.resume_button.disabled
 
 
 def test_controls_that_do_nothing_are_disabled_with_the_reason_as_tooltip():
@@ -190,7 +279,7 @@ def test_the_panel_keeps_every_run_overlays_the_checked_ones_and_tables_them():
     assert [t.get_text() for t in panel.figure().axes[0].get_legend().get_texts()][0] == "#2 lr 1.0e-04"
 
 
-def test_the_sweep_adds_three_runs_around_the_current_learning_rate():
+def test_the_sweep_adds_three_runs_around_the_current_learning_rate(attached):
     assert sweep_rates(1e-3) == [1e-3 / 3, 1e-3, 3e-3]
     panel = TrainingPanel(TrainConfig.fast(max_steps=2, eval_steps=0, learning_rate=1e-3), data=DATA)
     panel.sweep_button.click()
@@ -202,6 +291,10 @@ def test_the_sweep_adds_three_runs_around_the_current_learning_rate():
     assert [r["steps"] for r in rows] == [2, 2, 2]
     assert all(r["status"].startswith("finished (sweep): ") and r["status"].split(": ")[1] in LABELS for r in rows)
     assert all((run.path / "model").is_dir() for run in panel.runs)  # so they can be asked questions
+    assert [a["entry"] for a in attached] == panel.entries  # each line got its Run as prepare_run returned it ...
+    for a, entry in zip(attached, panel.entries):
+        assert (a["record"], a["history"], a["path"].name[:6]) == ("running", [], "sweep-")  # ... before step 1
+        assert_shows_what_was_saved(entry, a["run"])  # ... and it is the run that was saved
     assert panel.status.value.startswith("Sweep done. Suggested learning rate:")
 
 
@@ -211,7 +304,8 @@ def test_stop_during_a_sweep_stops_its_run_and_skips_the_rest():
     wait_for_step(panel, 2)
     panel.stop_button.click()
     panel.wait(timeout=300)
-    assert [e.run.status for e in panel.entries] == ["stopped", "not run", "not run"]
+    assert [e.status for e in panel.entries] == ["stopped", "not run", "not run"]
+    assert [e.run is None for e in panel.entries] == [False, True, True] and len(panel.runs) == 1
     assert [e.row()["run"] for e in panel.entries] == [panel.runs[0].name, "", ""]
     assert not panel.resume_button.disabled and "run #1" in panel.resume_button.tooltip
 

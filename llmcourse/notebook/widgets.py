@@ -14,17 +14,18 @@ import threading
 import ipywidgets as W
 from transformers import TrainerCallback
 
-from llmcourse.training.callbacks import StepTimer, history_rows
+from llmcourse.training.callbacks import StepTimer
 from llmcourse.training.config import PRECISIONS, SCHEDULERS, TrainConfig, field_help
 from llmcourse.core.errors import CourseError
 from llmcourse.notebook.charts import PREVIEW_DPI, PREVIEW_SIZE, plot_schedule
 from llmcourse.plots.figures import SMOOTHING, LiveFigure, figure_png, plot_runs, run_color, smooth
-from llmcourse.training.runs import Run, round_loss, run_model, runs_dir
+from llmcourse.training.runs import Run, round_loss, run_model
 from llmcourse.data.loading import load_instruction_data
 from llmcourse.training.schedules import count_steps
 from llmcourse.training.placement import resolve_precision
+from llmcourse.core.hardware import releases_memory
 from llmcourse.models.loading import pick_device
-from llmcourse.training.trainer import train
+from llmcourse.training.trainer import finish, fit, prepare_run
 from llmcourse.training.sweeps import lr_sweep
 from llmcourse.models.generation import generate
 
@@ -123,16 +124,34 @@ def _duration(seconds: float) -> str:
 
 
 class PanelRun:
-    """One line of the panel's run list: number, colour, checkbox, and the Run (live while it trains)."""
+    """One line of the panel's run list: number, colour, checkbox, and the Run, live while it trains (HistoryCallback
+    fills in its history). Until prepare_run returns it there is no Run: the line shows the config it will train
+    and `waiting` ("queued", "starting"; "not run" or "crashed" when it never got one)."""
 
     def __init__(self, number: int, config: TrainConfig, sweep: bool = False):
-        self.number, self.sweep, self.label_note = number, sweep, ""
-        self.run = Run(config=config, path=runs_dir() / config.name, status="queued")  # train picks the real folder
+        self.number, self.config, self.sweep, self.label_note = number, config, sweep, ""
+        self.run: Run | None = None
+        self.waiting: str | None = "queued"  # None once the Run it trains is attached
         self.checkbox = W.Checkbox(value=True, indent=False, layout=W.Layout(width="24px"),
                                    tooltip="Show this run in the plot and ask it the questions")
         self.cells = W.HTML()
         self.line = W.HBox([self.checkbox, self.cells])
         self.update()
+
+    def attach(self, run: Run) -> None:
+        """prepare_run returned the Run this line trains: from now on the line shows it."""
+        self.run, self.config, self.waiting = run, run.config, None
+        self.update()
+
+    def set_waiting(self, waiting: str | None) -> None:
+        """The line's status while it has no Run to train yet (a resumed line shows its stopped Run meanwhile); None:
+        its Run's own status again."""
+        self.waiting = waiting
+        self.update()
+
+    @property
+    def status(self) -> str:
+        return self.waiting or self.run.status
 
     @property
     def color(self) -> str:
@@ -141,24 +160,25 @@ class PanelRun:
     @property
     def label(self) -> str:
         """How the plot's legend and the answers' header name this run: its number and learning rate."""
-        return f"#{self.number} lr {self.run.config.learning_rate:.1e}"
+        return f"#{self.number} lr {self.config.learning_rate:.1e}"
 
     @property
     def ended(self) -> bool:
-        """True once train returned this run (not while queued or running, nor when it crashed or never ran)."""
-        return self.run.status in ("finished", "stopped", "diverged", "interrupted")
+        """True once its Run ended (not while queued, starting or running, nor when it crashed or never ran)."""
+        return self.status in ("finished", "stopped", "diverged", "interrupted")
 
     def row(self) -> dict:
         """This run's line in the table: the end of the bold (smoothed) training curve and the last step's loss,
         the last validation loss, steps, time, status."""
         r = self.run
-        status = r.status + (" (sweep)" if self.sweep else "") + (f": {self.label_note}" if self.label_note else "")
-        losses = [v for _, v in r.losses()]
-        return {"#": self.number, "learning rate": f"{r.config.learning_rate:.1e}",
+        status = self.status + (" (sweep)" if self.sweep else "") + (f": {self.label_note}" if self.label_note else "")
+        history, seconds, last_eval = (r.history, r.seconds, r.final_eval_loss) if r else ([], 0.0, None)
+        losses = [v for _, v in r.losses()] if r else []
+        return {"#": self.number, "learning rate": f"{self.config.learning_rate:.1e}",
                 "train loss, smoothed": round_loss(smooth(losses, SMOOTHING)[-1]) if losses else None,
-                "last step": round_loss(losses[-1]) if losses else None, "validation loss": round_loss(r.final_eval_loss),
-                "steps": r.history[-1]["step"] if r.history else 0,
-                "time": _duration(r.seconds), "status": status, "run": r.name if self.ended else ""}
+                "last step": round_loss(losses[-1]) if losses else None, "validation loss": round_loss(last_eval),
+                "steps": history[-1]["step"] if history else 0,
+                "time": _duration(seconds), "status": status, "run": r.name if self.ended else ""}
 
     def update(self) -> None:
         """Redraw this run's line of the table."""
@@ -212,22 +232,20 @@ class _PanelProgress(TrainerCallback):
                               f"lr {logs['learning_rate']:.1e} · {eta}")
 
 
-class _PanelRuns(TrainerCallback):
-    """Marks the panel's queued runs as running, one per training, and feeds each its live history."""
+class _PanelRedraw(TrainerCallback):
+    """Redraws the line of the run being trained and, when a frame is due, the plot. Nothing to copy: the line holds
+    the Run itself, whose history HistoryCallback (the Trainer's first callback) keeps up to date."""
 
-    def __init__(self, panel: "TrainingPanel", entries: list):
-        self.panel, self.queue, self.entry = panel, list(entries), None
+    def __init__(self, panel: "TrainingPanel"):
+        self.panel = panel
 
     def on_train_begin(self, args, state, control, **kw):
-        self.entry = self.queue.pop(0)
-        self.entry.run.status = "running"
         self.on_log(args, state, control)
 
     def on_log(self, args, state, control, **kw):
-        run = self.entry.run
-        run.history = history_rows(state.log_history)
-        run.seconds = max([e.get("seconds") or 0.0 for e in state.log_history], default=0.0)
-        self.entry.update()
+        for entry in self.panel.entries:
+            if entry.status == "running":
+                entry.update()
         if self.panel.live.due():
             self.panel.draw()
 
@@ -304,8 +322,8 @@ class TrainingPanel:
 
     @property
     def runs(self) -> list:
-        """Every run in the list, oldest first (including those still queued or running)."""
-        return [e.run for e in self.entries]
+        """Every Run in the list, oldest first, the one training included (a queued line has no Run yet)."""
+        return [e.run for e in self.entries if e.run is not None]
 
     def _native_bf16(self, config: TrainConfig) -> bool:
         if self.bf16_native is None:
@@ -392,7 +410,7 @@ class TrainingPanel:
 
     def _resumable(self):
         """The newest stopped run in the list (Resume continues it), or None."""
-        return next((e for e in reversed(self.entries) if e.run.status == "stopped"), None)
+        return next((e for e in reversed(self.entries) if e.status == "stopped"), None)
 
     # ---- the jobs (in the background thread, or in the foreground for result()) ------------------------------
     def _add(self, config: TrainConfig, sweep: bool = False) -> PanelRun:
@@ -402,51 +420,67 @@ class TrainingPanel:
         self.table.children = (*self.table.children, entry.line)
         return entry
 
+    def _callbacks(self) -> list:
+        return [_PanelProgress(self), _PanelRedraw(self)]
+
     def _train(self, cfg: TrainConfig, verbose: bool = False) -> None:
-        entry = self._add(cfg)
-        self._ended(entry, self._guard_entry(entry, train, cfg, data=self.data, stop=self.stop_flag, verbose=verbose,
-                                             plot=False, callbacks=[_PanelProgress(self), _PanelRuns(self, [entry])]))
+        self._fit(self._add(cfg), cfg, data=self.data, verbose=verbose)
 
     def _resume(self, entry: PanelRun) -> None:
-        old = entry.run
-        entry.run = Run(config=old.config, path=old.path, history=old.history, seconds=old.seconds, status="queued")
-        self._ended(entry, self._guard_entry(entry, train, old.config, resume=old.path, data=self.data,
-                                             stop=self.stop_flag, verbose=False, plot=False,
-                                             callbacks=[_PanelProgress(self), _PanelRuns(self, [entry])]))
+        """The stopped Run's line trains again: prepare_run continues that run from its checkpoint."""
+        self._fit(entry, entry.run.config, resume=entry.run.path, data=self.data, verbose=False)
+
+    @releases_memory
+    def _fit(self, entry: PanelRun, config: TrainConfig, **kw) -> None:
+        """prepare_run (the line says "starting"), then the line holds the Run it returned while fit trains it and
+        finish saves it. A crash shows in the line (the panel's status line says why); a resume that fails before it
+        starts leaves the line with its stopped Run, still resumable."""
+        entry.set_waiting("starting")
+        try:
+            run = prepare_run(config, stop=self.stop_flag, plot=False, callbacks=self._callbacks(), **kw)
+        except BaseException:
+            entry.set_waiting(None if entry.run is not None else "crashed")
+            raise
+        entry.attach(run)
+        try:
+            fit(run)  # a crash: fit records it in the Run and saves it, then raises
+        finally:
+            entry.update()
+        self._ended(entry, finish(run))
 
     def _sweep(self, cfg: TrainConfig) -> None:
         entries = [self._add(cfg.replace(learning_rate=lr), sweep=True) for lr in sweep_rates(cfg.learning_rate)]
-        pending = iter(entries)
+        queue = list(entries)  # the lines still waiting for their Run
+
+        def ended(run):
+            self._ended(next(e for e in entries if e.run is run), run)
+            if queue and not self.stop_flag.is_set():
+                queue[0].set_waiting("starting")
+
+        entries[0].set_waiting("starting")
+        crashed = True
         try:
-            result = lr_sweep(cfg, [e.run.config.learning_rate for e in entries], steps=self.num_steps(),
+            result = lr_sweep(cfg, [e.config.learning_rate for e in entries], steps=self.num_steps(),
                               data=self.data, plot=False, verbose=False, save_model=True, stop=self.stop_flag,
-                              callbacks=[_PanelProgress(self), _PanelRuns(self, entries)],
-                              on_run=lambda run: self._ended(next(pending), run))
+                              callbacks=self._callbacks(), on_start=lambda run: queue.pop(0).attach(run),
+                              on_run=ended)
+            crashed = False
         finally:
             for e in entries:
-                if e.run.status in ("queued", "running"):  # never started (the sweep was stopped), or crashed
-                    e.run.status = "crashed" if e.run.status == "running" else "not run"
-                    e.update()
+                if e.run is None:  # it never trained: the sweep was stopped, or this line's run failed to start
+                    e.set_waiting("crashed" if crashed and e.status == "starting" else "not run")
+                e.update()  # a Run that crashed while it trained says so
         for e, label in zip(entries, result.labels):
             e.label_note = label
             e.update()
         if not self.stop_flag.is_set():
             self.status.value = f"Sweep done. Suggested learning rate: {result.best_lr or 'none of the three'}."
 
-    def _guard_entry(self, entry: PanelRun, fn, *args, **kw):
-        """fn(*args, **kw); when it raises, the entry's line says "crashed" (the panel's status line says why)."""
-        try:
-            return fn(*args, **kw)
-        except BaseException:
-            entry.run.status = "crashed"
-            entry.update()
-            raise
-
     def _ended(self, entry: PanelRun, run: Run) -> None:
-        """A run ended: it takes its place in the list, the plot shows it, older runs give their models back."""
-        entry.run = self.run = run
+        """A run ended (its line holds it since prepare_run): the plot shows it, older runs give their models back."""
+        self.run = run
         for e in self.entries:
-            if e is not entry and e.run.model is not None and (e.run.path / "model").is_dir():
+            if e is not entry and e.run is not None and e.run.model is not None and (e.run.path / "model").is_dir():
                 e.run.model = None  # memory: loaded again from its folder when asked questions
         entry.update()
         self.draw()
@@ -492,7 +526,7 @@ class TrainingPanel:
 
     def figure(self):
         """The checked runs' losses (train and validation) overlaid, in the colours of the table."""
-        chosen = [e for e in self.entries if e.checkbox.value and e.run.history]
+        chosen = [e for e in self.entries if e.checkbox.value and e.run is not None and e.run.history]
         return plot_runs([e.run.history for e in chosen], labels=[e.label for e in chosen],
                          colors=[e.color for e in chosen], title="loss of the checked runs")
 

@@ -6,7 +6,6 @@ A run folder holds train_config.json, run.json (status, timing, precision, ...),
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os

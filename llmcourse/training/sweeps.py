@@ -22,10 +22,9 @@ from llmcourse.training.config import TrainConfig
 from llmcourse.core.fastmode import capped
 from llmcourse.core.hardware import releases_memory
 from llmcourse.plots.figures import Comparison, CourseFigure, LiveFigure, figure_png, plot_runs, smooth
-from llmcourse.training.callbacks import history_rows
 from llmcourse.training.runs import round_loss
 from llmcourse.training.preparation import prepare_data, prepare_model
-from llmcourse.training.trainer import train
+from llmcourse.training.trainer import finish, fit, prepare_run, train
 
 LABELS = ("too slow", "good", "unstable", "diverged")
 
@@ -89,15 +88,17 @@ class Sweep:
 
 
 class _SweepPlot(TrainerCallback):
-    """Redraws all finished sweep runs plus the current one (in place, throttled)."""
+    """Redraws all finished sweep runs plus the current one (in place, throttled). HistoryCallback keeps the
+    current Run's history live; lr_sweep sets `current` as each run is prepared."""
 
-    def __init__(self, live: LiveFigure, done: list, current_lr: float):
-        self.live, self.done, self.lr = live, done, current_lr
+    def __init__(self, live: LiveFigure, done: list):
+        self.live, self.done, self.current = live, done, None
 
     def on_log(self, args, state, control, **kw):
-        if self.live.due():
-            histories = [r.history for r in self.done] + [history_rows(state.log_history)]
-            labels = [f"lr {r.config.learning_rate:.0e}" for r in self.done] + [f"lr {self.lr:.0e} (running)"]
+        if self.live.due() and self.current is not None:
+            histories = [r.history for r in self.done] + [self.current.history]
+            labels = [f"lr {r.config.learning_rate:.0e}" for r in self.done]
+            labels.append(f"lr {self.current.config.learning_rate:.0e} (running)")
             self.live.show_figure(plot_runs(histories, labels=labels, title="learning-rate sweep"))
 
 
@@ -120,20 +121,38 @@ def _restore(snapshot: list) -> None:
 
 
 @releases_memory
+def _train_one(config: TrainConfig, on_start, **kw):
+    """train(config, **kw) with on_start(run) called between prepare_run and fit; the Trainer's memory goes when it
+    returns, as after train()."""
+    run = prepare_run(config, **kw)
+    on_start(run)
+    return finish(fit(run))  # a crash is recorded and saved by fit, then raised
+
+
+@releases_memory
 def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer=None, data=None,
              plot: bool | None = None, verbose: bool = True, save_model: bool = False, callbacks=(), stop=None,
-             on_run=None) -> Sweep:
+             on_start=None, on_run=None) -> Sweep:
     """Short runs at each learning rate from exactly the same initial weights (restored after each), overlaid and labelled.
 
     The runs keep their histories, not models (run.model is None): the weights are reset for every rate.
     save_model=True saves each run's model in its folder (to ask it questions later). callbacks go to every run;
-    `stop` (a threading.Event) stops the current run and skips the rest; on_run(run) is called as each run ends.
+    `stop` (a threading.Event) stops the current run and skips the rest. on_start(run) is called as each run is
+    prepared, before it trains: the Run itself, in its folder, recorded as running, its history filled in as it
+    trains (the same object the Sweep returns); on_run(run) is called as each run ends.
     """
     steps = capped(steps, 2)  # fast mode (the test suite): 2 steps per rate
     model, tokenizer, data = _prepared(config, model, tokenizer, data, verbose)
     initial = _snapshot(model)
     live = LiveFigure(enabled=plot)
     runs, start = [], time.time()
+    drawing = _SweepPlot(live, runs)
+
+    def started(run):
+        drawing.current = run
+        if on_start is not None:
+            on_start(run)
+
     try:
         for i, lr in enumerate(sorted(lrs)):
             if stop is not None and stop.is_set():
@@ -142,8 +161,8 @@ def lr_sweep(config: TrainConfig, lrs, steps: int = 30, *, model=None, tokenizer
             cfg = config.replace(learning_rate=lr, max_steps=steps, save_model=save_model, save_steps=0,
                                  run_name=None)
             cfg = cfg.replace(run_name=f"sweep-{cfg.name}")
-            run = train(cfg, model=model, tokenizer=tokenizer, data=data, plot=False, estimate=i == 0, stop=stop,
-                        verbose=verbose, callbacks=[_SweepPlot(live, runs, lr), *callbacks])
+            run = _train_one(cfg, started, model=model, tokenizer=tokenizer, data=data, plot=False,
+                             estimate=i == 0, stop=stop, verbose=verbose, callbacks=[drawing, *callbacks])
             run.model = None  # the weights are reset for the next rate, so no run's trained model survives
             runs.append(run)
             if on_run is not None:

@@ -277,6 +277,7 @@ def _measure(run: Run, estimate: bool) -> None:
     if s.checkpoint is not None and is_run(run.path):
         before = json.loads((run.path / RECORD).read_text())
         run.estimate, run.started = before.get("estimate"), before.get("started") or run.started
+        run.seconds, run.tokens = before.get("seconds") or 0.0, before.get("tokens") or 0  # its clock goes on from here
         run.history = load_run(run.path).history  # kept on disk until the resumed run logs its own (a crash keeps it)
     elif s.main and estimate and not fsdp():  # under FSDP the whole model is still on the CPU
         run.estimate = estimate_cost(s.trainer, run.config, run.precision, verbose=s.verbose).to_dict()
