@@ -88,7 +88,7 @@ def assert_shows_what_was_saved(entry, run):
     saved = json.loads((run.path / "history.json").read_text())
     assert entry.run is run and run.history == saved and saved
     row, losses = entry.row(), [r["loss"] for r in saved if r["loss"] is not None]
-    assert (row["steps"], row["last step"], row["status"].split(" ")[0]) == (saved[-1]["step"], round(losses[-1], 3),
+    assert (row["steps"], row["last step"], row["status"].split(" ")[0]) == (saved[-1]["step"], round(losses[-1], 4),
                                                                               run.status)
 
 
@@ -144,7 +144,7 @@ def test_a_line_holds_the_run_train_saves_from_its_start_and_shows_its_saved_his
     assert (start["path"], start["record"], start["history"]) == (run.path, "running", [])  # its folder, from step 0
     assert run.status == "finished" and panel.runs == [run]
     assert_shows_what_was_saved(panel.entries[0], run)
-    assert panel.entries[0].row()["validation loss"] == round(run.final_eval_loss, 3)
+    assert panel.entries[0].row()["validation loss"] == round(run.final_eval_loss, 4)
     assert panel.figure().axes[0].get_legend().get_texts()[0].get_text() == "#1 lr 2.0e-04"
 
 
