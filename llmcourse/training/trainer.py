@@ -57,8 +57,7 @@ def _trainer_class():
             self.course_config, self.lr_lambda = course_config, lr_lambda
 
         def evaluate(self, *args, **kwargs):
-            # Evaluating draws from the random generator (the eval DataLoader seeds itself); forking keeps the
-            # training's dropout and data order the same whether and when we evaluate, so a resumed run is exact.
+            # Evaluating draws random numbers; forking keeps dropout and data order as without it (exact resume)
             devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
             with torch.random.fork_rng(devices=devices):
                 return super().evaluate(*args, **kwargs)
@@ -79,8 +78,7 @@ def _trainer_class():
             return nested_gather(self._tr_loss, self.args.parallel_mode).mean().item()
 
         def _save(self, output_dir=None, state_dict=None):
-            # Trainer also pickles its TrainingArguments (training_args.bin); nothing reads it back, and run folders
-            # hold no pickle the course does not need (train_config.json records the settings)
+            # No pickled TrainingArguments (training_args.bin): nothing reads it; train_config.json has the settings
             super()._save(output_dir, state_dict)
             with contextlib.suppress(FileNotFoundError):
                 (Path(output_dir or self.args.output_dir) / "training_args.bin").unlink()
@@ -93,8 +91,7 @@ def _trainer_class():
             super()._save_checkpoint(model, trial)
 
         def _run_epoch(self, *args, **kw):
-            # Resumed from the run's last checkpoint (a kill during the final save): Trainer would still take one
-            # step before it looks at max_steps, and train past the end; there is nothing left to train
+            # Resumed from the last checkpoint (killed in the final save): Trainer would take a step past the end
             if self.state.global_step >= self.state.max_steps > 0:
                 self.control.should_training_stop = True
                 return None
