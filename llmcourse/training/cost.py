@@ -5,6 +5,8 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
+
+from llmcourse.training.config import eval_interval, eval_points
 from llmcourse.training.callbacks import keeps_weight_copy
 from llmcourse.training.compiling import decide
 from llmcourse.training.schedules import count_steps
@@ -138,7 +140,7 @@ def estimate_cost(trainer, config, precision: str, verbose: bool = True) -> Cost
     flop_per_token = training_flops(n_params, 1, lora=config.lora, recompute=config.activation_checkpointing)
     batch_tokens = int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
     step_seconds = seconds * config.gradient_accumulation_steps * 1.1  # + optimizer update and bookkeeping
-    n_evals = (steps // config.eval_steps if config.eval_steps else 0) + 1 if trainer.eval_dataset is not None else 0
+    n_evals = len(eval_points(eval_interval(config.eval_steps, steps), steps)) if trainer.eval_dataset is not None else 0
     eval_tokens = n_evals * len(trainer.eval_dataset or []) * mean_len
     param_bytes = next(model.parameters()).element_size()
     copied = trainable if keeps_weight_copy(trainable, config.divergence_rollback) else 0
