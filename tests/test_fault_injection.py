@@ -61,9 +61,17 @@ class Server:
                     "fired": str(self.root / f"fired-{job}.json")}
             self.proc.stdin.write(json.dumps(spec) + "\n")
             self.proc.stdin.flush()
-        code = box.get(timeout=600)
+        code = self.answer(box)
         fired = Path(spec["fired"])
         return code, Path(spec["log"]).read_text(errors="replace"), json.loads(fired.read_text()) if fired.is_file() else None
+
+    def answer(self, box):
+        for _ in range(600):
+            try:
+                return box.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, f"the fault server ended with {self.proc.returncode}"
+        raise AssertionError("a job ran for over 10 minutes")
 
     def train(self, name, fault=None, events=False):
         return self.run([*TRAIN, "--data", str(self.data), "--run-name", name], fault, events)
@@ -82,6 +90,15 @@ def server(tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("faults"))
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def store(server, points):
+    """Shared by the tests of this module: each one's runs stay untouched through the next ones."""
+    s = Store(server)
+    folder = server.root / "runs" / "calibration"
+    s.prints["calibration"], s.sealed["calibration"] = fingerprint(folder), digest(folder)
+    return s
 
 
 @pytest.fixture(scope="module")
@@ -139,13 +156,17 @@ def recover(server, name: str) -> str:
     return "resumed"
 
 
-def no_running_record_of_a_dead_process(server, busy: set) -> None:
-    """Reading the store marks a dead process's run as died; no record then says running, but a run in training."""
+def no_running_record_of_a_dead_process(server, busy: set, killed: str) -> None:
+    """On disk, no record says running but the killed run's (its process died mid-run) and those of runs training
+    now; reading the killed one marks it died, on disk too."""
     for path in sorted((server.root / "runs").iterdir()):
-        if (path / "run.json").is_file() and path.name not in busy:
-            load_run(path)
-            record = json.loads((path / "run.json").read_text())
-            assert record["status"] != "running", (path.name, record["status"], record.get("pid"))
+        if not (path / "run.json").is_file() or path.name in busy:
+            continue
+        before = json.loads((path / "run.json").read_text())["status"]
+        assert before != "running" or path.name == killed, (path.name, before)
+        load_run(path)
+        after = json.loads((path / "run.json").read_text())["status"]
+        assert after == ("died" if before == "running" else before), (path.name, before, after)
 
 
 class Store:
@@ -162,7 +183,7 @@ class Store:
         assert code == EXIT[sig] and "Traceback" not in log, (name, sig, event, code, log[-3000:])
         with self.lock:
             busy = self.busy - {name}  # the other lane's run may be training (or resuming) right now
-        no_running_record_of_a_dead_process(self.server, busy)
+        no_running_record_of_a_dead_process(self.server, busy, name)
         outcome = check(name, sig)
         with self.lock:
             self.busy.discard(name)
@@ -175,10 +196,10 @@ class Store:
         return outcome
 
 
-def inject(server, plan: list, check, capsys) -> Counter:
+def inject(store, plan: list, check, capsys) -> Counter:
     """Run the plan's (name, signal, event)s in two lanes (one per core), check what each leaves, and keep every
-    run done before untouched."""
-    store = Store(server)
+    run done before (in this test or an earlier one) untouched."""
+    server = store.server
 
     def lane(part):
         return [store.fault(name, sig, event, check) for name, sig, event in part]
@@ -194,16 +215,16 @@ def inject(server, plan: list, check, capsys) -> Counter:
     return tally
 
 
-def test_30_sigkills_over_steps_checkpoints_and_the_final_save_lose_nothing(server, points, capsys):
+def test_30_sigkills_over_steps_checkpoints_and_the_final_save_lose_nothing(server, points, store, capsys):
     rng = random.Random(SEED)
     chosen = [e for stratum in ("steps", "checkpoint", "final") for e in rng.sample(points[stratum], 10)]
     plan = [(f"kill-{i:02d}", "KILL", e) for i, e in enumerate(chosen)]
-    tally = inject(server, plan, lambda name, sig: recover(server, name), capsys)
+    tally = inject(store, plan, lambda name, sig: recover(server, name), capsys)
     assert tally["resumed"] > 0 and tally["died"] > 0, tally  # the seed reaches both kinds of kill
 
 
 @pytest.mark.parametrize("sig", ["INT", "TERM"])
-def test_10_sigints_and_10_sigterms_end_with_a_checkpoint(server, points, sig, capsys):
+def test_10_sigints_and_10_sigterms_end_with_a_checkpoint(server, points, store, sig, capsys):
     rng = random.Random(f"{SEED}-{sig}")
     chosen = [e for stratum, n in (("steps", 4), ("checkpoint", 3), ("final", 3)) for e in rng.sample(points[stratum], n)]
 
@@ -217,4 +238,4 @@ def test_10_sigints_and_10_sigterms_end_with_a_checkpoint(server, points, sig, c
         assert (run.path / "model" / "adapter_model.safetensors").is_file() and not (run.path / "model.partial").exists()
         return recover(server, name)
 
-    inject(server, [(f"{sig.lower()}-{i:02d}", sig, e) for i, e in enumerate(chosen)], check, capsys)
+    inject(store, [(f"{sig.lower()}-{i:02d}", sig, e) for i, e in enumerate(chosen)], check, capsys)

@@ -4,8 +4,10 @@ import os
 import subprocess
 import sys
 import shutil
+import socket
 from datetime import datetime
 
+import psutil
 import pytest
 
 from llmcourse import CourseError
@@ -254,3 +256,30 @@ def test_resuming_from_the_last_checkpoint_trains_no_step_past_the_end(runs_in_t
     resumed = train(resume=str(run.path / "checkpoints" / "checkpoint-3"), data=DATA, verbose=False, estimate=False)
     assert resumed.status == "finished" and [r["step"] for r in resumed.history] == [r["step"] for r in run.history]
     assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == ["checkpoint-3"]
+
+
+def test_a_run_training_now_is_neither_resumed_nor_replaced_and_a_reused_pid_is_not_its_process(runs_in_tmp):
+    from llmcourse.training.runs import still_training
+
+    run = train(fast(run_name="busy", save_steps=1), data=DATA, verbose=False, estimate=False)
+    record = json.loads((run.path / "run.json").read_text())
+    me = {"status": "running", "pid": os.getpid(), "host": socket.gethostname(),
+          "pid_started": psutil.Process().create_time()}
+    (run.path / "run.json").write_text(json.dumps({**record, **me}))  # as this very process training it
+    for kw in ({"resume": "busy"}, {"overwrite": True}):
+        with pytest.raises(CourseError, match=r"^busy is training right now \(process \d+\): (resume|replace) it once "):
+            train(fast(run_name="busy", save_steps=1), data=DATA, verbose=False, estimate=False, **kw)
+    assert still_training(me) and not load_run("busy").died
+    assert not still_training({**me, "pid_started": me["pid_started"] - 60})  # a later process got its PID
+    assert still_training({**me, "pid": 2**22 + 1, "host": "another-machine"})  # a shared store: cannot tell
+    assert load_run(run.path).status == "running"  # and nothing was rewritten
+    (run.path / "run.json").write_text(json.dumps({**record, **me, "pid_started": me["pid_started"] - 60}))
+    assert load_run("busy").status == "died" and json.loads((run.path / "run.json").read_text())["status"] == "died"
+
+
+def test_a_model_old_left_by_a_kill_does_not_block_the_next_save(runs_in_tmp):
+    run = train(fast(run_name="swap", max_steps=2, save_steps=1), data=DATA, verbose=False, estimate=False)
+    (run.path / "model.old").mkdir()
+    (run.path / "model.old" / "half.safetensors").write_bytes(b"x")  # a kill in the middle of deleting it
+    resumed = train(resume=str(run.path / "checkpoints" / "checkpoint-1"), data=DATA, verbose=False, estimate=False)
+    assert resumed.status == "finished" and (run.path / "model").is_dir() and not (run.path / "model.old").exists()

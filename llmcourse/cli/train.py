@@ -53,5 +53,10 @@ def run(args) -> int:
         s = result.summary()
         print(f"{s['run']}: {s['status']} after {s['steps']} steps in {s['minutes']} min "
               f"({s['tokens/s']} tokens/s, {s['precision']}); train loss {s['train loss']}, eval loss {s['eval loss']}")
-        print(f"saved in {result.path}  (load it with: llmcourse.load_model({str(result.path)!r}))")
+        if args.quiet and result.message:  # otherwise train() has said it already
+            print(result.message)
+        if (result.path / "model").is_dir():
+            print(f"saved in {result.path}  (load it with: llmcourse.load_model({str(result.path)!r}))")
+        else:
+            print(f"its folder: {result.path} (no model/ was saved)")
     return 0 if result.status in ("finished", "stopped") else 1

@@ -99,7 +99,7 @@ def remember(model, method: str, precision: str, **values) -> None:
         record = {}
     record.setdefault(_key(model, method, precision), {}).update({k: round(v, 3) for k, v in values.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two runs ending together never share one
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(path)
 

@@ -10,10 +10,13 @@ import json
 import math
 import os
 import shutil
+import socket
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+import psutil
 
 from llmcourse.training.config import TrainConfig
 from llmcourse.core.errors import CourseError
@@ -52,6 +55,8 @@ class Run:
     best_checkpoint: str | None = None
     started: str | None = None  # local time the run started, ISO format: orders runs, "latest" means newest
     pid: int | None = None  # the process training it, while it is "running" (kept when it died)
+    host: str | None = None  # the machine of that process (a store may be shared), and when the process started:
+    pid_started: float | None = None  # a PID reused by another process later is not mistaken for it
     model: object = field(default=None, repr=False, compare=False)  # trained model in memory; None in low-memory mode
     tokenizer: object = field(default=None, repr=False, compare=False)
     session: object = field(default=None, repr=False, compare=False)  # while prepared and fitting: the Trainer etc.
@@ -102,12 +107,14 @@ class Run:
     def died(self) -> bool:
         """Its process ended without finishing it (killed, or the machine restarted): recorded as died, or still as
         running with its process gone."""
-        return self.status == "died" or (self.status == "running" and not process_alive(self.pid))
+        return self.status == "died" or (self.status == "running" and not still_training(self.__dict__))
 
     def save(self) -> None:
         """Write train_config.json, run.json, history.json and history.csv, each complete or not at all."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.pid = os.getpid() if self.status == "running" else None
+        running = self.status == "running"
+        self.pid, self.host, self.pid_started = (os.getpid(), socket.gethostname(), _started_at(os.getpid())) \
+            if running else (None, None, None)
         write_atomic(self.path / "train_config.json", json.dumps(self.config.to_dict(), indent=2))
         write_atomic(self.path / "history.json", json.dumps(self.history))
         write_atomic(self.path / "history.csv", self.frame().to_csv(index=False))
@@ -138,7 +145,8 @@ def round_loss(x: float | None) -> float | None:
 RECORD = "run.json"  # the course's record of a run: a folder is deleted only when this proves the course made it
 FORMAT = "llmcourse-run/1"  # the record's marker, written first in every run.json
 RECORD_FIELDS = ("status", "message", "precision", "device", "seconds", "tokens", "trainable_params", "total_params",
-                 "peak_memory_mb", "estimate", "compiled", "compile_seconds", "best_checkpoint", "started", "pid")
+                 "peak_memory_mb", "estimate", "compiled", "compile_seconds", "best_checkpoint", "started", "pid",
+                 "host", "pid_started")
 STAMP = "%m%d-%H%M%S"  # appended to a default run name, so running the same cell twice keeps both runs
 
 
@@ -153,6 +161,41 @@ def write_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _started_at(pid) -> float | None:
+    try:
+        return psutil.Process(int(pid)).create_time()
+    except (psutil.Error, ValueError, TypeError, OverflowError):
+        return None
+
+
+def still_training(record: dict) -> bool:
+    """Whether the process a "running" record names is still at it: on another machine (a shared store) that
+    cannot be told, so yes; here, only while that very process lives (not a zombie, not a later one with its PID)."""
+    if record.get("host") and record["host"] != socket.gethostname():
+        return True
+    if not process_alive(record.get("pid")):
+        return False
+    try:
+        process = psutil.Process(int(record["pid"]))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        started = record.get("pid_started")
+        return started is None or abs(process.create_time() - started) < 1.0
+    except (psutil.Error, ValueError, TypeError, OverflowError):
+        return True  # exists, but cannot be inspected (another user's): as process_alive says
+
+
+def refuse_if_training(path: Path, what: str) -> None:
+    """One line instead of two processes in one run folder: resuming or replacing a run that trains right now."""
+    try:
+        record = json.loads((Path(path) / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(record, dict) and record.get("status") == "running" and still_training(record):
+        raise CourseError(f"{Path(path).name} is training right now (process {record.get('pid')}): {what} it once it "
+                          "has stopped (Stop button, Ctrl-C), or choose another run_name.")
 
 
 def process_alive(pid) -> bool:
@@ -247,7 +290,7 @@ def load_run(name_or_path) -> Run:
         raise CourseError(f"{path}: run.json and train_config.json must each hold a JSON object; the run record is "
                           f"damaged. Delete the folder if you no longer need it.")
     history = _read_json(path / "history.json") if (path / "history.json").is_file() else []
-    if record.get("status") == "running" and not process_alive(record.get("pid")):
+    if record.get("status") == "running" and not still_training(record):
         record = _record_death(path, record)
     fields = set(RECORD_FIELDS)
     try:
@@ -263,7 +306,7 @@ def _record_death(path: Path, record: dict) -> dict:
     again = _read_json(path / RECORD)
     if not isinstance(again, dict) or again.get("status") != "running" or again.get("pid") != record.get("pid"):
         return again if isinstance(again, dict) else record
-    record = {**record, "status": "died"}
+    record = {**again, "status": "died"}
     with contextlib.suppress(OSError):  # a read-only store: said in memory only
         write_atomic(path / RECORD, json.dumps(record, indent=2))
     return record
@@ -349,6 +392,7 @@ def _check_target(path: Path, overwrite: bool) -> tuple[Path, bool]:
     if not overwrite:
         raise CourseError(f"{path} already holds a run. Pass overwrite=True (CLI: --overwrite) to replace it, "
                           f"resume={str(path)!r} (CLI: --resume) to continue it, or choose another output_dir.")
+    refuse_if_training(path, "replace")
     return path, True
 
 
@@ -458,7 +502,7 @@ def delete_run(name_or_path, force: bool = False) -> tuple[Path, int]:
         raise CourseError(f"{name_or_path!r}: {why}, so nothing was deleted (`python -m llmcourse runs` lists the runs).")
     record = _read_json(path / RECORD)
     pid = record.get("pid")
-    if not force and record.get("status") == "running" and process_alive(pid):
+    if not force and record.get("status") == "running" and still_training(record):
         raise CourseError(f"{path.name} is still training (process {pid}): stop it first, or pass force=True "
                           "(CLI: --force) to delete it anyway.")
     size = disk_size(path)

@@ -31,7 +31,7 @@ from llmcourse.training.lowmem import keeps_model, with_savers
 from llmcourse.training.placement import fsdp, rank, resolve_precision, same_folder_on_every_process, set_threads_for_this_process
 from llmcourse.training.preparation import prepare_data, prepare_model
 from llmcourse.training.runs import (RECORD, Run, check_free_space, find_run, is_run, last_complete_checkpoint,
-                                     load_run, made_by_the_course, plan_run_folder, release_folder, run_folders,
+                                     load_run, made_by_the_course, plan_run_folder, refuse_if_training, release_folder, run_folders,
                                      runs_dir, saved_config, set_aside_incomplete_checkpoints)
 from llmcourse.training.schedules import make_scheduler
 from llmcourse.training.compiling import (BUCKET, compile_layers, decide, remember,
@@ -228,6 +228,7 @@ def _run_folder(config: TrainConfig | None, resume, overwrite: bool, verbose: bo
     """(config, run folder, whether an old run there is replaced, the checkpoint to resume from or None)."""
     if resume:
         config, path, checkpoint = _resume_target(config, resume)
+        refuse_if_training(path, "resume")
         return config, path, False, checkpoint
     config = with_savers(config or TrainConfig(), verbose=verbose)  # LLMCOURSE_LOW_MEMORY, little RAM
     path, replace = plan_run_folder(config, overwrite) if rank() == 0 else (None, False)
@@ -310,11 +311,12 @@ def finish(run: Run) -> Run:
     s, run.session = run.session, None
     if run.compiled:
         _uncompile(run, s.timing)
-    if s.main:
-        _remember_speed(run, s.timing)
     with stop_on_interrupt(threading.Event(), saving=True) as late:  # a Ctrl-C or SIGTERM now lets the save end
         _save_run(run, s.trainer, s.live, s.main, s.verbose)
     s.signals += late
+    if s.main:
+        with contextlib.suppress(OSError):  # a speed note for the next `auto`: never worth a run
+            _remember_speed(run, s.timing)
     if s.main and not keeps_model(run, s.loaded_here):
         run.model = None  # low-memory mode: load_model(run.path) brings it back
     if signal.SIGTERM in s.signals and run.status != "crashed":  # the checkpoint and record are saved: now end
@@ -433,6 +435,7 @@ def _save_model(run: Run, trainer, main: bool) -> None:
     if hasattr(run.model, "peft_config"):
         record_adapter_base(partial, run.model, run.config)
     old = run.path / "model.old"  # a resumed run's earlier model (saved when it stopped) goes once the new one is whole
+    shutil.rmtree(old, ignore_errors=True)  # left by a kill during the last such swap
     if final.is_dir():
         os.replace(final, old)
     os.replace(partial, final)
