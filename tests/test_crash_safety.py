@@ -52,3 +52,16 @@ def test_the_final_model_is_saved_whole_or_not_at_all(runs, data, monkeypatch):
     with pytest.raises(OSError):
         train(config, verbose=False, estimate=False)
     assert not (runs / "cut" / "model").exists() and load_run("cut").status == "crashed"
+
+
+def test_a_ctrl_c_during_the_timed_step_gives_the_run_name_back(runs, data, monkeypatch):
+    from llmcourse.training import trainer as course_trainer
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(course_trainer, "estimate_cost", interrupted)
+    config = TrainConfig.fast(model="tiny-random", data=str(data), run_name="early")
+    with pytest.raises(KeyboardInterrupt):
+        train(config, verbose=False)
+    assert not (runs / "early").exists()  # no empty folder left to push the next run to "early-2"

@@ -211,14 +211,14 @@ def prepare_run(config: TrainConfig | None = None, *, model=None, tokenizer=None
         run = _new_run(config, path, *model_and_tokenizer)
         if main:
             check_free_space(run)
+        run.session = _session(run, data, checkpoint, callbacks, plot, stop, lr_lambda, main, verbose, model is None)
+        _measure(run, estimate)  # the timed step: a Ctrl-C here too gives the name back
     except BaseException:
         if main and checkpoint is None and not config.output_dir:
             release_folder(path)  # the name goes back: a typo in the data path does not make the next run "-2"
         raise
     if main and replace and made_by_the_course(path):  # overwrite=True: the old run goes only now the new one loaded
         shutil.rmtree(path)
-    run.session = _session(run, data, checkpoint, callbacks, plot, stop, lr_lambda, main, verbose, model is None)
-    _measure(run, estimate)
     if main:
         run.save()
     return run
