@@ -435,8 +435,9 @@ def _save_model(run: Run, trainer, main: bool) -> None:
     if hasattr(run.model, "peft_config"):
         record_adapter_base(partial, run.model, run.config)
     old = run.path / "model.old"  # a resumed run's earlier model (saved when it stopped) goes once the new one is whole
-    shutil.rmtree(old, ignore_errors=True)  # left by a kill during the last such swap
-    if final.is_dir():
+    if old.is_dir() and final.is_dir():  # a kill while deleting a stale copy: model/ is whole, the new one saved
+        shutil.rmtree(old)
+    if final.is_dir():  # (with no model/, a model.old is the last whole model: it goes only after the new one is in)
         os.replace(final, old)
     os.replace(partial, final)
     if old.is_dir():
