@@ -35,6 +35,7 @@ _EXPORTS = {
     "llmcourse.training.runs": ["Run", "list_runs", "load_run", "runs_dir"],
     "llmcourse.training.sweeps": ["lr_sweep", "lr_range_test"],
     "llmcourse.training.quick": ["quick_finetune"],
+    "llmcourse.training.export": ["export_gguf", "merge_lora"],
     "llmcourse.evaluation.metrics": ["exact_match", "key_facts", "score_answer"],
     "llmcourse.evaluation.evaluate": ["JUDGE_CAVEAT", "answer_loss", "evaluate_model", "judge_agreement", "judge_answers",
                                       "question_set"],
