@@ -39,6 +39,7 @@ _EXPORTS = {
     "llmcourse.evaluation.metrics": ["exact_match", "key_facts", "score_answer"],
     "llmcourse.evaluation.evaluate": ["JUDGE_CAVEAT", "answer_loss", "evaluate_model", "judge_agreement", "judge_answers",
                                       "question_set"],
+    "llmcourse.evaluation.export_check": ["verify_export"],
     "llmcourse.evaluation.compare": ["compare_results", "plot_comparison", "side_by_side"],
     "llmcourse.evaluation.uncertainty": ["Difference", "bootstrap_interval", "cohens_kappa", "compare_pair",
                                          "paired_difference", "wilson_interval"],
