@@ -24,6 +24,7 @@ COMMANDS = {
     "train": ("train", "finetune a model (full or LoRA) and save the run under runs/"),
     "eval": ("eval", "evaluate a model or run on the course questions"),
     "runs": ("runs", "list, show, delete or prune the saved runs"),
+    "export": ("export", "write a run as a GGUF file for llama.cpp and Ollama, with a Modelfile"),
     "bench": ("bench", "benchmark training and generation speed against the peers"),
     "check-course": ("check_course", "execute every notebook (instructors, before a workshop)"),
     "bundle": ("bundle", "download every wheel a room needs to set up offline (instructors)"),
