@@ -32,6 +32,10 @@ def test_committed_without_outputs_and_with_the_course_kernel(path):
     assert nb["metadata"].get("language_info") == LANGUAGE_INFO, (
         "metadata.language_info must be llmcourse.notebook.kernel.LANGUAGE_INFO, what the course kernel reports: "
         "save the notebook from the course's JupyterLab")
+    # nbformat 4.5 cells carry ids: JupyterLab adds the missing ones on open, and the notebook opens changed
+    ids = [cell.get("id") for cell in nb["cells"]]
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5) and None not in ids and len(set(ids)) == len(ids), (
+        "every cell needs its own id (nbformat 4.5): nbformat.validator.normalize, or save it from JupyterLab")
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), f"cell {i} keeps outputs: strip them before committing"
