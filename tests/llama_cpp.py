@@ -11,21 +11,26 @@ install_runtime() puts it in a cache folder once; chat() runs tests/llama_cpp_ch
 How a prompt is made (tests/llama_cpp_chat.mjs), as llama.cpp's own server does it, not as node-llama-cpp's chat
 session does: the GGUF's tokenizer.chat_template is rendered by llama.cpp's Jinja engine (the GGUF must have one,
 there is no fallback to a guessed format), the text is tokenized by llama.cpp with special tokens parsed, and BOS is
-added only when the GGUF's add_bos_token says so. node-llama-cpp's LlamaChatSession is not used because it would hide
-the two faults under test: it never adds the add_bos_token BOS (so a template's {{ bos_token }} plus add_bos_token
-true, a double BOS in llama.cpp, looks fine) and it stops on the template's end-of-turn *text* too (so a model whose
-end token is not an end-of-generation token in the vocabulary still looks like it stops). Its auto chat-wrapper
-resolution may also swap the GGUF's template for a built-in one it judges equivalent (ChatMLChatWrapper), or guess
-one when the GGUF has none.
+added only when the GGUF's add_bos_token says so; decoding is greedy and stops only on an end-of-generation token of
+the vocabulary or at max_tokens. node-llama-cpp's LlamaChatSession is not used because it would hide the faults
+under test: it never adds the add_bos_token BOS (a template's {{ bos_token }} plus add_bos_token true, a double BOS
+in llama.cpp, would look fine) and it also stops on the text that follows an assistant turn in the template (a
+model whose <|im_end|> is not an end-of-generation token in the vocabulary would still look like it stops). Its
+resolveChatWrapper() may swap the GGUF's template for a built-in wrapper it judges equivalent (ChatMLChatWrapper for
+SmolLM2), or guess one from the file name when the GGUF has none; and its JinjaTemplateChatWrapper renders with
+@huggingface/jinja, falling back to llama.cpp's engine only when that fails. The script calls llama.cpp's engine
+itself, through node-llama-cpp's internal binding llama._bindings.AddonJinjaRenderer (fine with the version pinned).
 
-    chat(gguf, ["What is the capital of France?"], system=None, max_tokens=64, use_template=True) -> dict:
-    {"answers": [{"question", "answer", "tokens", "token_count", "stop": "eog" | "max_tokens",
+    chat(gguf, ["What is the capital of France?"], system=None, max_tokens=64, use_template=True, threads=1) -> dict:
+    {"answers": [{"question", "answer", "tokens", "token_count", "stop": "eog" | "max_tokens" | "ended",
                   "stop_token": {"id", "text"} | None,
                   "prompt": {"text", "token_ids", "token_count", "leading_bos", "bos_count"}, "seconds"}],
      "model": {"bos", "eos", "eot": {"id", "text"} | None, "add_bos", "add_eos", "chat_template"},
-     "use_template", "system", "max_tokens", "load_seconds", "llama_cpp": {"gpu", "build_type", "release"}}
+     "use_template", "system", "max_tokens", "threads", "load_seconds", "llama_cpp": {"gpu", "build_type", "release"}}
 
-Each question is a separate one-turn chat. use_template=False: the question is sent as a raw completion prompt.
+Each item of messages is a separate chat: a string is one user turn (after a system turn when system is given), a
+list of {"role", "content"} dicts is a whole conversation as is. use_template=False: each string is sent as a raw
+completion prompt.
 
 The install runs `npm install` with --ignore-scripts (node-llama-cpp's postinstall would try to download or build
 binaries), --omit=optional (its optional dependencies are every platform's binaries, CUDA and Vulkan ones included,
@@ -148,12 +153,19 @@ def install_runtime() -> Path:
     return target
 
 
-def chat(gguf_path, messages, system=None, max_tokens=64, use_template=True, timeout=180) -> dict:
-    """Answer each message (a one-turn chat each) with the GGUF in llama.cpp; see the module docstring for the dict."""
-    if isinstance(messages, str):
-        messages = [messages]
+def chat(gguf_path, messages, system=None, max_tokens=64, use_template=True, threads=1, timeout=180) -> dict:
+    """Answer each message (a one-turn chat each) with the GGUF in llama.cpp; see the module docstring for the dict.
+
+    threads=1: enough for the course's small models, and the same numbers whatever the machine; node-llama-cpp's own
+    CPU default (at least 4 threads) made a shared 2-core machine take 8 s a token instead of 20 ms.
+    """
+    if isinstance(messages, str) or (messages and isinstance(messages[0], dict)):
+        messages = [messages]  # one question, or one conversation
+    if not Path(gguf_path).is_file():
+        raise LlamaCppError(f"no GGUF file at {gguf_path}")
     home = install_runtime()
-    cmd = [_tool("node"), str(SCRIPT), str(gguf_path), json.dumps(list(messages)), "--max-tokens", str(max_tokens)]
+    cmd = [_tool("node"), str(SCRIPT), str(gguf_path), json.dumps(list(messages)), "--max-tokens", str(max_tokens),
+           "--threads", str(threads)]
     if system is not None:
         cmd += ["--system", system]
     if not use_template:
