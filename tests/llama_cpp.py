@@ -93,7 +93,7 @@ def _tail(text: str, n: int = 3000) -> str:
 
 
 def install_runtime() -> Path:
-    """The folder with node-llama-cpp installed (node_modules/ inside); installs it the first time (needs the npm registry).
+    """The folder with node-llama-cpp in its node_modules/; installs it the first time (that needs the npm registry).
 
     Safe for concurrent test processes: one installs under a file lock into a temporary folder that is renamed into
     place when complete; the others wait and reuse it. Raises LlamaCppError saying what failed.
@@ -185,6 +185,7 @@ def chat(gguf_path, messages, system=None, max_tokens=64, use_template=True, thr
     try:
         result = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        raise LlamaCppError(f"{SCRIPT.name} printed no JSON; stdout:\n{_tail(res.stdout)}\nstderr:\n{_tail(res.stderr)}")
+        raise LlamaCppError(f"{SCRIPT.name} printed no JSON; stdout:\n{_tail(res.stdout)}\n"
+                            f"stderr:\n{_tail(res.stderr)}")
     result["stderr"] = res.stderr
     return result

@@ -26,7 +26,8 @@ for (let i = 0; i < args.length; i++) {
     else pos.push(args[i]);
 }
 if (pos.length !== 2 || !(opt.maxTokens > 0) || !(opt.threads > 0)) {
-    console.error("usage: node llama_cpp_chat.mjs MODEL.gguf '[\"question\", ...]' [--system TEXT] [--raw] [--max-tokens N] [--threads N]");
+    console.error("usage: node llama_cpp_chat.mjs MODEL.gguf '[\"question\", ...]' [--system TEXT] [--raw] " +
+                  "[--max-tokens N] [--threads N]");
     process.exit(2);
 }
 const [modelPath, messagesJson] = pos;
@@ -59,8 +60,9 @@ const tokenText = (t) => model.detokenize([t], true);
 function makePrompt(question) {
     let text = question;
     if (!opt.raw) {
+        const system = opt.system == null ? [] : [{ role: "system", content: opt.system }];
         const messages = typeof question !== "string" ? question  // a whole conversation, as given
-            : [...(opt.system == null ? [] : [{ role: "system", content: opt.system }]), { role: "user", content: question }];
+            : [...system, { role: "user", content: question }];
         text = renderer.render({
             messages, add_generation_prompt: true, bos_token: tok.bosString ?? "", eos_token: tok.eosString ?? "",
         });

@@ -49,7 +49,7 @@ def test_raw_completion_mode_uses_no_template():
 
 
 def test_a_double_bos_shows_in_the_prompt(tmp_path):
-    """The check can fail: the bundled GGUF with add_bos_token set true starts its prompt with BOS twice in llama.cpp."""
+    """The check can fail: the bundled GGUF with add_bos_token set true has BOS twice at the start in llama.cpp."""
     broken = tmp_path / "add_bos.gguf"
     shutil.copyfile(find_bundled_gguf(), broken)
     with open(broken, "r+b") as f:  # gguf's GGUFReader would take ~13 s to parse the vocabulary first
