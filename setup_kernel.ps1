@@ -78,13 +78,15 @@ if ($force -or -not (Test-Path $stamp) -or (Get-Content $stamp) -ne $want) {
 
 & $venvPy -m ipykernel install --sys-prefix --name llm --display-name "Python (LLM)" | Out-Null
 # JupyterLab as the course wants it (jupyter-config/README.md), as setup_kernel.sh does: only "Python (LLM)" in the
-# Launcher, no "get Jupyter news?" pop-up, no update check. Copied into the venv, so only its jupyter uses it.
+# Launcher, no "get Jupyter news?" pop-up, no update check, notebooks that open unchanged. Copied into the venv.
 $jconf = Join-Path $PSScriptRoot ".venv\etc\jupyter"
+$iconf = Join-Path $PSScriptRoot ".venv\etc\ipython"
 $lset = Join-Path $PSScriptRoot ".venv\share\jupyter\lab\settings\overrides.d"
-New-Item -ItemType Directory -Force -Path $jconf, $lset | Out-Null
+New-Item -ItemType Directory -Force -Path $jconf, $iconf, $lset | Out-Null
 Copy-Item -Force "jupyter-config\jupyter_server_config.json" (Join-Path $jconf "jupyter_server_config.json")
+Copy-Item -Force "jupyter-config\ipython_kernel_config.json" (Join-Path $iconf "ipython_kernel_config.json")
 Copy-Item -Force "jupyter-config\lab-settings\overrides.d\llmcourse.json" (Join-Path $lset "llmcourse.json")
-Write-Host "[setup] Jupyter settings copied into .venv (only 'Python (LLM)' offered, no news pop-up)"
+Write-Host "[setup] Jupyter settings copied into .venv (only 'Python (LLM)' offered, no news pop-up, notebooks open unchanged)"
 if ($offline) {
     & $venvPy -c "import sys; from llmcourse.course.bundle import install_model_cache; print(install_model_cache(sys.argv[1]))" $offline
 }

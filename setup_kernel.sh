@@ -125,12 +125,14 @@ else
 fi
 
 # 3b. JupyterLab as the course wants it (jupyter-config/README.md): the Launcher offers only "Python (LLM)", no
-# "get Jupyter news?" pop-up, no update check. Copied into the venv, so only .venv/bin/jupyter uses it.
+# "get Jupyter news?" pop-up, no update check, notebooks that open unchanged. Copied into the venv, so only
+# .venv/bin/jupyter and the venv's kernels use it.
 LSET="$VENV/share/jupyter/lab/settings/overrides.d"
-mkdir -p "$VENV/etc/jupyter" "$LSET"
+mkdir -p "$VENV/etc/jupyter" "$VENV/etc/ipython" "$LSET"
 cp jupyter-config/jupyter_server_config.json "$VENV/etc/jupyter/jupyter_server_config.json"
+cp jupyter-config/ipython_kernel_config.json "$VENV/etc/ipython/ipython_kernel_config.json"
 cp jupyter-config/lab-settings/overrides.d/llmcourse.json "$LSET/llmcourse.json"
-say "Jupyter settings copied into .venv (only 'Python (LLM)' offered, no news pop-up)"
+say "Jupyter settings copied into .venv (only 'Python (LLM)' offered, no news pop-up, notebooks open unchanged)"
 
 # 4. Prepare the bundled model once (GGUF -> safetensors cache), so the first notebook cell is fast;
 # a bundle made with --with-model-cache brings it prepared.

@@ -44,6 +44,7 @@ SERVER_ARGS = [
 # private config dir and settings dir, so the tests check the course's settings even in a venv set up before them.
 COURSE_SERVER_CONFIG = ROOT / "jupyter-config" / "jupyter_server_config.json"
 COURSE_LAB_SETTINGS = ROOT / "jupyter-config" / "lab-settings" / "overrides.d" / "llmcourse.json"
+COURSE_KERNEL_CONFIG = ROOT / "jupyter-config" / "ipython_kernel_config.json"  # read from the private IPYTHONDIR
 SETTINGS_APP = {"lab": "LabApp", "notebook": "JupyterNotebookApp"}  # whose app_settings_dir holds overrides.d
 # Attach every cell to the DOM, so the error checks see the whole notebook, not only the viewport.
 USER_SETTINGS = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"}}
@@ -86,6 +87,9 @@ def server_env(home):
     config = home / "config"
     config.mkdir(parents=True, exist_ok=True)
     shutil.copy(COURSE_SERVER_CONFIG, config / COURSE_SERVER_CONFIG.name)
+    profile = home / "ipython" / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    shutil.copy(COURSE_KERNEL_CONFIG, profile / COURSE_KERNEL_CONFIG.name)
     (home / "lab-settings" / "overrides.d").mkdir(parents=True, exist_ok=True)
     shutil.copy(COURSE_LAB_SETTINGS, home / "lab-settings" / "overrides.d" / COURSE_LAB_SETTINGS.name)
     for name, settings in USER_SETTINGS.items():

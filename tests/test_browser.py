@@ -78,8 +78,11 @@ def open_notebook(browser, servers, request, tmp_path):
 
 def test_setup_notebook_runs_in_jupyterlab_as_the_course_set_it_up(open_notebook, tmp_path):
     """Notebook 00 in JupyterLab with the course's Jupyter settings (jupyter-config/, what setup_kernel.sh installs):
-    the Launcher offers only the course's kernel, and no "get Jupyter news?" pop-up asks anything."""
+    the notebook opens without the unsaved-changes dot, the Launcher offers only the course's kernel, and no "get
+    Jupyter news?" pop-up asks anything."""
     page, server = open_notebook("00_setup.ipynb", "lab")
+    time.sleep(1)  # the kernel is ready: JupyterLab has written its language_info into the notebook's metadata
+    assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0, "the notebook opened marked as changed"
     run_all_cells(page, server, timeout_s=600)
     screenshot(page, tmp_path / "lab-00_setup.png")
     assert "Running inside a virtual environment: True" in page.locator(".jp-Notebook").inner_text()

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from llmcourse.notebook.kernel import LANGUAGE_INFO
+
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
@@ -26,6 +28,14 @@ def test_lessons_are_the_numbered_sequence():
 def test_committed_without_outputs_and_with_the_course_kernel(path):
     nb = _load(path)
     assert nb["metadata"]["kernelspec"]["name"] == "llm", "kernel must be 'llm' (Python (LLM))"
+    # what the course kernel reports, so JupyterLab opens the notebook without marking it changed
+    assert nb["metadata"].get("language_info") == LANGUAGE_INFO, (
+        "metadata.language_info must be llmcourse.notebook.kernel.LANGUAGE_INFO, what the course kernel reports: "
+        "save the notebook from the course's JupyterLab")
+    # nbformat 4.5 cells carry ids: JupyterLab adds the missing ones on open, and the notebook opens changed
+    ids = [cell.get("id") for cell in nb["cells"]]
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5) and None not in ids and len(set(ids)) == len(ids), (
+        "every cell needs its own id (nbformat 4.5): nbformat.validator.normalize, or save it from JupyterLab")
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), f"cell {i} keeps outputs: strip them before committing"

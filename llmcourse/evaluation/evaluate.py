@@ -31,10 +31,10 @@ from llmcourse.training.runs import run_model
 METRIC_NAMES = ["exact_match", "token_f1", "rouge_l", "key_fact"]
 JUDGE_CAVEAT = (
     "An LLM judge is one more model's opinion, not a measurement: a small judge such as the bundled 135M "
-    "model is little better than a coin toss (and sometimes gives no verdict at all), and even large judges "
-    "favour long, fluent, confident answers and their own style, and change their verdict with the wording "
-    "of the prompt. Use it to sort answers and spot-check them, next to the exact metrics, after checking "
-    "on a few dozen answers you graded yourself that it agrees with you."
+    "model agreed with the key-fact score no better than chance in this course's runs (and sometimes gives no"
+    " verdict at all), and even large judges favour long, fluent, confident answers and their own style, and "
+    "change their verdict with the wording of the prompt. Use it to sort answers and spot-check them, next to"
+    " the exact metrics, after checking on a few dozen answers you graded yourself that it agrees with you."
 )
 JUDGE_PROMPT = (
     "You grade answers about a company's documentation.\nQuestion: {question}\nReference answer: {reference}\n"

@@ -12,15 +12,14 @@ LOW_MEMORY_ENV = "LLMCOURSE_LOW_MEMORY"
 # Below this much available RAM the notebooks pick the savers by themselves (notebook 03 peaks near 6 GB without).
 LOW_MEMORY_BELOW_GB = 6.5
 SAVERS = {"activation_checkpointing": True, "divergence_rollback": False}
-# Peak memory of each notebook run by `check-course --full` (docs/instructor.md), in GB: normal mode (2026-11-28,
-# before notebook 03 let its spent models go: an upper bound now; 05 on 2026-12-01), low-memory mode (2026-12-01).
-# All on a 2-core CPU without bf16, so in fp32.
+# Peak memory of each notebook run by `check-course --full` (docs/instructor.md), in GB: normal mode (2026-12-02),
+# low-memory mode (2026-12-01). All on a 2-core CPU without bf16, so in fp32.
 NOTEBOOK_PEAK_GB = {
     "00_setup": (1.0, 1.0),
     "01_prompting_vs_finetuning": (3.2, 2.5),
-    "02_instruction_data": (1.7, 1.8),
-    "03_training": (6.1, 3.8),
-    "04_evaluation": (3.6, 3.1),
+    "02_instruction_data": (1.8, 1.8),
+    "03_training": (5.7, 3.8),
+    "04_evaluation": (3.8, 3.1),
     "05_your_own_task": (3.9, 3.0),
 }
 _announced = False
